@@ -1,0 +1,1 @@
+"""Degradation operators as exact linear maps (forward, adjoint, pseudo-inverse)."""
