@@ -5,7 +5,7 @@ from .base import Discriminator, Generator, WrappedGenerator, freeze, wrap
 __all__ = ["Generator", "Discriminator", "WrappedGenerator", "wrap", "freeze"]
 
 try:  # the registry lands with the families; keep the interface importable meanwhile
-    from .registry import available, load  # noqa: F401
-    __all__ += ["load", "available"]
+    from .registry import available, fetch, get_entry, load, models_table  # noqa: F401
+    __all__ += ["load", "available", "fetch", "get_entry", "models_table"]
 except ImportError:  # pragma: no cover
     pass

@@ -46,7 +46,7 @@ def freeze(module: nn.Module) -> nn.Module:
     return module
 
 
-def _seeded_generator(seed: Optional[int], device) -> torch.Generator:
+def _seeded_generator(seed: Optional[int]) -> torch.Generator:
     """A private ``torch.Generator`` (never the global RNG); a fresh seed when ``seed`` is None."""
     gen = torch.Generator(device="cpu")
     if seed is None:
@@ -169,7 +169,7 @@ class Generator(nn.Module):
         if z is not None:
             check_latent(z, self.latent_shape)
         self._check_class(h, c)
-        ctx = self.context(z, c) if (z is not None or c is not None) else self.context(None, None)
+        ctx = self.context(z, c)
         for i in range(k, len(self.blocks)):
             h = self.run_block(i, h, ctx)
         return self.to_unit(self.output(h, ctx))
@@ -193,7 +193,7 @@ class Generator(nn.Module):
         """
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive int, got {n!r}")
-        gen = _seeded_generator(seed, device)
+        gen = _seeded_generator(seed)
         z = torch.randn((n, *self.latent_shape), generator=gen, dtype=torch.float32)
         dtype = dtype or self._param_dtype()
         return z.to(device=device or self._param_device(), dtype=dtype)
@@ -270,6 +270,7 @@ class WrappedGenerator(Generator):
                 raise ValueError(f"blocks {missing} are not submodules of the wrapped module")
             blocks = [memo[id(b)] for b in blocks]
         self.blocks = nn.ModuleList(blocks)
+        freeze(self)
         with torch.no_grad():
             z = torch.zeros((1, *self.latent_shape), dtype=self._param_dtype(), device=self._param_device())
             out = self.forward(z)

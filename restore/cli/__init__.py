@@ -1,0 +1,87 @@
+"""The ``ganrestore`` command line.
+
+Sub-commands: ``inpaint``, ``superres``, ``colorize``, ``cs`` (restore one observation),
+``degrade`` (make a test observation), ``batch`` (a folder, resumable, torchrun-aware),
+``demo`` (no arguments: the whole pipeline on a built-in face) and ``models`` (the registry).
+
+Every user error prints one line on stderr saying what is wrong and what to do, and exits
+non-zero without a traceback (``--debug`` shows it).
+"""
+from __future__ import annotations
+
+import sys
+import traceback
+from typing import Optional, Sequence
+
+from .parser import build_parser
+
+__all__ = ["main"]
+
+_USER_ERRORS = (ValueError, TypeError, FileNotFoundError, PermissionError, IsADirectoryError,
+                NotADirectoryError, KeyError)
+
+
+def _dispatch(args) -> int:
+    if args.command in ("inpaint", "superres", "colorize", "cs"):
+        from .commands import run_restore
+        return run_restore(args, args.command)
+    if args.command == "degrade":
+        from .commands import run_degrade
+        return run_degrade(args)
+    if args.command == "batch":
+        from ..batch import run_batch_cli
+        return run_batch_cli(args)
+    if args.command == "demo":
+        from .demo import run_demo
+        return run_demo(args)
+    if args.command == "models":
+        return _models(args)
+    raise AssertionError(args.command)
+
+
+def _models(args) -> int:
+    from priors import registry
+
+    if args.json:
+        import json
+        names = registry.available()
+        print(json.dumps([{k: v for k, v in registry.get_entry(n).items() if k in
+                           ("name", "family", "resolution", "licence", "description")} for n in names]))
+    else:
+        print(registry.models_table())
+    return 0
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    if isinstance(err, KeyError):
+        text = f"missing key {text}"
+    return text
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line; returns the exit status (0 success, 1 error, 2 usage, 130 interrupted)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    debug = getattr(args, "debug", False)
+    prog = f"ganrestore {args.command}"
+    try:
+        return _dispatch(args)
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{prog}: interrupted\n")
+        return 130
+    except _USER_ERRORS + (OSError, RuntimeError) as err:
+        if debug:
+            traceback.print_exc()
+        hint = "" if isinstance(err, _USER_ERRORS) else " (run with --debug for the traceback)"
+        sys.stderr.write(f"{prog}: error: {_one_line(err)}{hint}\n")
+        return 1
+    except Exception as err:  # noqa: BLE001 - last resort: still one line, traceback under --debug
+        if debug:
+            traceback.print_exc()
+        sys.stderr.write(f"{prog}: internal error: {type(err).__name__}: {_one_line(err)} "
+                         "(run with --debug for the traceback and report it)\n")
+        return 1

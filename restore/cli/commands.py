@@ -1,0 +1,134 @@
+"""The restoring sub-commands (inpaint, superres, colorize, cs) and ``degrade``."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional, Tuple
+
+import torch
+
+from ..figures import Panel, psnr_caption, save_comparison
+from ..io import fit_image, load_image, save_image, save_observation
+from ..tasks import (TaskOptions, build_operator, classical_baseline, clean_image, observation_view, observe_file,
+                     simulate, task_of)
+from .common import Console, UserError, load_prior, resolve_device, solve_kwargs
+
+__all__ = ["run_restore", "run_degrade", "task_options"]
+
+
+def task_options(args, task: str) -> TaskOptions:
+    """:class:`TaskOptions` from parsed arguments (options a sub-command lacks keep defaults)."""
+    names = ("mask", "mask_kind", "keep", "size", "factor", "m", "cs_kind")
+    return TaskOptions(task=task, **{n: getattr(args, n) for n in names if getattr(args, n, None) is not None})
+
+
+def _observation(args, task: str, G, console: Console):
+    """``(y, operator)`` from the input: an ``.npz`` observation or an image fitted to the task."""
+    shape = (G.channels, G.resolution, G.resolution)
+    return observe_file(args.input, task_options(args, task), shape, seed=args.seed, fit=args.fit,
+                        warn=console.warn)
+
+
+def _truth(args, G, console: Console) -> Optional[torch.Tensor]:
+    if not args.truth:
+        return None
+    shape = (G.channels, G.resolution, G.resolution)
+    return clean_image(args.truth, shape, fit=args.fit, warn=console.warn, what=f"truth {Path(args.truth).name}")
+
+
+def _metrics(x: torch.Tensor, truth: Optional[torch.Tensor]) -> dict:
+    if truth is None:
+        return {}
+    from ..metrics import psnr, ssim
+
+    x, truth = x.cpu().float().clamp(0, 1), truth.cpu().float().clamp(0, 1)
+    return {"psnr": round(float(psnr(x, truth)[0]), 3), "ssim": round(float(ssim(x, truth)[0]), 4)}
+
+
+def _default_output(args, task: str) -> Path:
+    return Path(args.output) if args.output else Path(f"{Path(args.input).stem}_{task}.png")
+
+
+def run_restore(args, task: str) -> int:
+    """Restore one observation; writes the output image (and figure), prints a summary."""
+    from ..solve import solve
+
+    console = Console(args.quiet, args.json)
+    device = resolve_device(args.device)
+    out = _default_output(args, task)
+    _check_writable_suffix(out, args.compare)
+    G = load_prior(args.prior, args.family, device, progress=console.progress)
+    y, op = _observation(args, task, G, console)
+    truth = _truth(args, G, console)
+    t0 = time.perf_counter()
+    result = solve(y.to(device), op.to(device), G, device=device, **solve_kwargs(args, console))
+    seconds = time.perf_counter() - t0
+    image = result.image.detach().cpu()
+    save_image(image, out)
+    metrics = _metrics(image, truth)
+    summary = f"wrote {out} ({args.method}, {seconds:.1f} s" + (f", PSNR {metrics['psnr']:.2f} dB vs truth" if metrics else "") + ")"
+    report = {"command": task, "output": str(out), "metrics": metrics, "seconds": round(seconds, 3),
+              "options": dict(prior=args.prior, method=args.method, preset=args.preset, seed=args.seed,
+                              device=str(device), solver=getattr(result, "options", {}))}
+    if args.compare:
+        report["compare"] = str(_compare_figure(args.compare, op, y, image, truth, G))
+        summary += f"\nwrote {args.compare}"
+    console.info(summary)
+    console.report(report)
+    return 0
+
+
+def _check_writable_suffix(out: Path, compare: Optional[str]) -> None:
+    from PIL import Image
+
+    for p in [out] + ([Path(compare)] if compare else []):
+        if Image.registered_extensions().get(p.suffix.lower()) is None:
+            raise UserError(f"cannot write {p}: unknown image suffix {p.suffix!r}; use .png or .jpg")
+
+
+def _compare_figure(path, op, y, image, truth, G) -> Path:
+    shape = (G.channels, G.resolution, G.resolution)
+    name, base = classical_baseline(op, y.cpu(), shape) if task_of(op) != "custom" else ("", None)
+    panels = [Panel("observation", observation_view(op, y.cpu()),
+                    "" if y.dim() == 4 else f"{y[0].numel()} values")]
+    if base is not None:
+        panels.append(Panel(name, base, psnr_caption(base, truth)))
+    panels.append(Panel("ganrestore", image, psnr_caption(image, truth)))
+    if truth is not None:
+        panels.append(Panel("truth", truth))
+    return save_comparison([panels], path, title=f"{task_of(op)}: observation, classical, restored")
+
+
+def _degrade_target(args, console: Console) -> Tuple[torch.Tensor, Tuple[int, int, int]]:
+    G = load_prior(args.prior, args.family, "cpu")
+    shape = (G.channels, G.resolution, G.resolution)
+    x = load_image(args.input, channels=3 if args.task == "colorize" else G.channels)
+    return fit_image(x, G.resolution, mode=args.fit, what=Path(args.input).name, warn=console.warn), shape
+
+
+def run_degrade(args) -> int:
+    """Write an observation (``.npz`` with its operator, or an image) made from a clean image."""
+    console = Console(args.quiet, args.json)
+    out = Path(args.output)
+    image_out = out.suffix.lower() != ".npz"
+    if image_out:
+        _check_writable_suffix(out, None)
+        if args.task == "cs":
+            raise UserError("cs observations are measurements, not images: write them with -o OUT.npz")
+    x, shape = _degrade_target(args, console)
+    op = build_operator(task_options(args, args.task), shape, seed=args.seed, fit=args.fit, warn=console.warn)
+    y = simulate(op, x, args.noise_sigma, args.seed)
+    written = [out]
+    if image_out:
+        save_image(y.clamp(0, 1), out)
+        if args.task == "inpaint":
+            mask_path = out.with_name(f"{out.stem}_mask.png")
+            save_image(op.mask.reshape(1, -1, *op.mask.shape[-2:])[:, :1], mask_path)
+            written.append(mask_path)
+    else:
+        save_observation(out, y, op.spec(), seed=args.seed, task=args.task,
+                         meta={"source": str(args.input), "noise_sigma": args.noise_sigma, "prior": args.prior})
+    console.info("wrote " + ", ".join(map(str, written)))
+    console.report({"command": "degrade", "outputs": [str(p) for p in written], "task": args.task,
+                    "seed": args.seed, "observation_shape": list(y.shape)})
+    return 0

@@ -1,0 +1,123 @@
+"""What every sub-command shares: console output, the prior, the device, solve options."""
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from ..io import InputError
+
+__all__ = ["Console", "resolve_device", "load_prior", "solve_kwargs", "UserError", "DEFAULT_PRIOR"]
+
+DEFAULT_PRIOR = "dcgan-digiface64"
+UserError = InputError
+_PY_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+class Console:
+    """Routes output: info lines to stdout (unless ``--quiet`` or ``--json``), warnings to
+    stderr (unless ``--quiet``; always collected for the JSON report), and the one JSON object."""
+
+    def __init__(self, quiet: bool = False, as_json: bool = False) -> None:
+        self.quiet, self.as_json = quiet, as_json
+        self.warnings: list = []
+
+    @property
+    def progress(self) -> bool:
+        """Whether progress bars should be shown (on stderr)."""
+        return not (self.quiet or self.as_json)
+
+    def info(self, msg: str) -> None:
+        if not (self.quiet or self.as_json):
+            print(msg, flush=True)
+
+    def warn(self, msg: str) -> None:
+        self.warnings.append(msg)
+        if not self.quiet:
+            print(msg if msg.startswith("warning") else f"warning: {msg}", file=sys.stderr, flush=True)
+
+    def report(self, obj: dict) -> None:
+        if self.as_json:
+            obj = dict(obj, warnings=self.warnings)
+            print(json.dumps(obj, default=_jsonable, sort_keys=True), flush=True)
+
+
+def _jsonable(v: Any):
+    if isinstance(v, torch.Tensor):
+        return v.detach().cpu().tolist()
+    if isinstance(v, Path):
+        return str(v)
+    if hasattr(v, "item"):
+        return v.item()
+    if hasattr(v, "__dataclass_fields__"):
+        import dataclasses
+        return dataclasses.asdict(v)
+    if isinstance(v, (set, tuple)):
+        return list(v)
+    return repr(v)
+
+
+def resolve_device(name: Optional[str]) -> torch.device:
+    """``auto``/None -> CUDA when available, else CPU; a requested CUDA device must exist."""
+    if name in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError as err:
+        raise UserError(f"unknown --device {name!r}; use cpu, cuda, cuda:N or auto") from err
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise UserError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here; "
+                            f"use cuda:0..cuda:{torch.cuda.device_count() - 1}")
+    return dev
+
+
+def load_prior(spec: str, family: Optional[str] = None, device=None, progress: bool = False):
+    """A :class:`priors.Generator` from a registry name, a checkpoint path (with ``family``), or
+    a Python spec ``module:attribute`` naming a Generator or a function returning one."""
+    import priors
+
+    if _PY_SPEC.match(spec) and not Path(spec).exists():
+        G = _from_python(spec)
+        return G.to(device) if device is not None else G
+    if family is None and Path(spec).exists() and spec not in priors.available():
+        raise UserError(f"--prior {spec} is a checkpoint file: also pass --family "
+                        "(e.g. dcgan, mlp, cdcgan, pggan, stylegan2, biggan)")
+    return priors.load(spec, family=family, device=device, progress=progress)
+
+
+def _from_python(spec: str):
+    import priors
+
+    mod_name, attr = spec.split(":", 1)
+    try:
+        obj = importlib.import_module(mod_name)
+    except ImportError as err:
+        raise UserError(f"--prior {spec}: cannot import module {mod_name!r} ({err}); "
+                        "check the name and PYTHONPATH") from err
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise UserError(f"--prior {spec}: module {mod_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    G = obj if isinstance(obj, torch.nn.Module) else obj()
+    if not isinstance(G, priors.Generator):
+        raise UserError(f"--prior {spec} gave a {type(G).__name__}, expected a priors.Generator "
+                        "(wrap your network with priors.wrap)")
+    return G
+
+
+def solve_kwargs(args, console: Console) -> dict:
+    """Keyword arguments for :func:`restore.solve` from the common options."""
+    kw = dict(method=args.method, preset=args.preset, seed=args.seed, progress=console.progress)
+    if args.steps is not None:
+        if args.steps < 1:
+            raise UserError(f"--steps must be a positive integer, got {args.steps}")
+        kw["steps"] = args.steps
+    return kw

@@ -1,0 +1,101 @@
+"""A per-sample Adam and the learning-rate schedule of the solver loop.
+
+Every optimized tensor has the batch as its leading dimension, so Adam (elementwise) treats
+samples independently; :class:`MaskedAdam` also skips the update of chosen samples (a sample whose
+loss or gradient is non-finite keeps its parameters *and* its moment estimates).
+"""
+from __future__ import annotations
+
+import math
+from typing import Dict, List, Sequence
+
+import torch
+
+__all__ = ["ramp_lr", "MaskedAdam"]
+
+
+def ramp_lr(t: float, peak: float, rampup: float = 0.05, rampdown: float = 0.25) -> float:
+    """Learning rate at progress ``t`` in ``[0, 1]``: linear warm-up over the first ``rampup``
+    fraction, cosine cool-down over the last ``rampdown`` fraction, ``peak`` in between.
+
+    >>> ramp_lr(0.5, 0.1)
+    0.1
+    >>> round(ramp_lr(1.0, 0.1), 6)
+    0.0
+    """
+    scale = min(1.0, (1.0 - t) / rampdown) if rampdown > 0 else 1.0
+    scale = 0.5 - 0.5 * math.cos(scale * math.pi)
+    if rampup > 0:
+        scale *= min(1.0, t / rampup) if t > 0 else 1.0 / max(1, int(1 / rampup))
+    return peak * scale
+
+
+class MaskedAdam:
+    """Adam over groups of tensors shaped ``(B, ...)``, with a per-sample update mask.
+
+    Args:
+        groups: ``{name: [tensors]}``; each group gets its own learning rate in :meth:`step`.
+        betas, eps: as in :class:`torch.optim.Adam`.
+    The bias correction counts each sample's own steps, so a skipped step is fully skipped.
+    """
+
+    def __init__(self, groups: Dict[str, Sequence[torch.Tensor]], betas=(0.9, 0.999), eps: float = 1e-8):
+        self.groups = {k: list(v) for k, v in groups.items()}
+        self.betas, self.eps = (float(betas[0]), float(betas[1])), float(eps)
+        params = [p for ps in self.groups.values() for p in ps]
+        if not params:
+            raise ValueError("MaskedAdam needs at least one tensor")
+        self.batch = params[0].shape[0]
+        self.m = {id(p): torch.zeros_like(p) for p in params}
+        self.v = {id(p): torch.zeros_like(p) for p in params}
+        self.t = torch.zeros(self.batch, device=params[0].device, dtype=params[0].dtype)
+
+    def reset_rows(self, rows: torch.Tensor) -> None:
+        """Forget the moments and step counts of samples ``rows`` (a (B,) bool mask)."""
+        for p in self.m:
+            shape = (-1,) + (1,) * (self.m[p].dim() - 1)
+            keep = (~rows).to(self.m[p].dtype).view(shape)
+            self.m[p].mul_(keep)
+            self.v[p].mul_(keep)
+        self.t.mul_((~rows).to(self.t.dtype))
+
+    @torch.no_grad()
+    def step(self, lrs: Dict[str, float], active: torch.Tensor) -> None:
+        """One update of the samples where ``active`` (a (B,) bool mask) is True.
+
+        ``lrs`` maps group names to learning rates; a group at rate 0 (or absent) is not touched.
+        """
+        b1, b2 = self.betas
+        act = active.to(self.t.dtype)
+        self.t.add_(act)
+        tc = self.t.clamp(min=1)
+        bc1 = 1 - b1 ** tc if b1 > 0 else torch.ones_like(tc)
+        bc2 = 1 - b2 ** tc
+        for name, params in self.groups.items():
+            lr = float(lrs.get(name, 0.0))
+            if lr == 0.0:
+                continue
+            for p in params:
+                if p.grad is None:
+                    continue
+                self._update(p, lr, act, bc1, bc2)
+
+    def _update(self, p, lr, act, bc1, bc2) -> None:
+        b1, b2 = self.betas
+        shape = (-1,) + (1,) * (p.dim() - 1)
+        a = act.view(shape)
+        g = torch.nan_to_num(p.grad, nan=0.0, posinf=0.0, neginf=0.0) * a
+        m, v = self.m[id(p)], self.v[id(p)]
+        m.mul_(1 - (1 - b1) * a).add_(g, alpha=1 - b1)
+        v.mul_(1 - (1 - b2) * a).addcmul_(g, g, value=1 - b2)
+        denom = (v / bc2.view(shape)).sqrt_().add_(self.eps)
+        p.sub_((m / bc1.view(shape)) / denom * (a * lr))
+
+
+def grad_finite_rows(params: List[torch.Tensor], batch: int) -> torch.Tensor:
+    """A (B,) bool mask of samples whose gradients are all finite."""
+    ok = torch.ones(batch, dtype=torch.bool, device=params[0].device)
+    for p in params:
+        if p.grad is not None:
+            ok &= torch.isfinite(p.grad).flatten(1).all(1)
+    return ok

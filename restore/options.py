@@ -1,0 +1,212 @@
+"""Solver options: one frozen dataclass per method, named presets, and their validation.
+
+Every hyperparameter of :func:`restore.solve` lives here, so a :class:`restore.Result`'s
+``options`` (a plain dict from :func:`as_dict`) is enough to rerun a solve exactly.
+
+Example::
+
+    >>> from restore.options import resolve
+    >>> opts = resolve("latent", preset="fast", steps=50, lr=0.05)
+    >>> opts.steps, opts.lr
+    (50, 0.05)
+    >>> resolve("latent", colour=1)
+    Traceback (most recent call last):
+    ...
+    TypeError: unknown option(s) ['colour'] for method 'latent'; valid options: ...
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
+
+__all__ = ["Stage", "LatentOptions", "MganOptions", "DgpOptions", "PRESETS", "METHODS", "resolve",
+           "as_dict"]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One DGP stage: ``steps`` Adam steps on the latent (``lr_latent``) and on the first
+    ``blocks`` generator blocks (``lr_generator``); ``blocks=0`` optimizes the latent only."""
+
+    steps: int
+    lr_latent: float
+    lr_generator: float
+    blocks: int
+
+    def __post_init__(self):
+        if not isinstance(self.steps, int) or self.steps < 0:
+            raise ValueError(f"Stage.steps must be an int >= 0, got {self.steps!r}")
+        if not isinstance(self.blocks, int) or self.blocks < 0:
+            raise ValueError(f"Stage.blocks must be an int >= 0 (leading blocks fine-tuned), got {self.blocks!r}")
+        if self.lr_latent < 0 or self.lr_generator < 0:
+            raise ValueError(f"Stage learning rates must be >= 0, got {self.lr_latent}, {self.lr_generator}")
+
+
+@dataclass(frozen=True)
+class _Common:
+    """Options every method shares.
+
+    steps: Adam steps (for DGP: the sum of its stages' steps, read-only).
+    n_init: random latents drawn (from ``seed``) to pick initial codes by data fit (MSE in
+        observation space), evaluated in chunks of ``init_chunk``.
+    space: the prior's latent space (``"z"``; StyleGAN2-like priors also ``"w"``, ``"w+"``).
+    betas: Adam betas.
+    """
+
+    steps: int = 600
+    n_init: int = 256
+    init_chunk: int = 128
+    space: str = "z"
+    betas: Tuple[float, float] = (0.9, 0.999)
+
+
+@dataclass(frozen=True)
+class LatentOptions(_Common):
+    """Single latent code per sample.
+
+    lr, lr_rampup, lr_rampdown: peak rate and the warm-up / cosine cool-down fractions of the
+        schedule (:func:`restore.optim.ramp_lr`).
+    n_starts, select_at: the best ``n_starts`` initial codes per sample are optimized in parallel
+        for ``select_at`` steps (a fraction of ``steps``), then the best one per sample goes on.
+    restarts, restart_patience, restart_tol: up to ``restarts`` times, a sample whose best loss
+        improved by less than a fraction ``restart_tol`` over ``restart_patience`` steps (and is
+        above ``restart_min_loss``) starts again from its next-best initial code.
+    penalty: weight of the latent-prior penalty ``(mean(z**2) - 1)**2`` (0 disables it).
+    """
+
+    lr: float = 0.1
+    lr_rampup: float = 0.05
+    lr_rampdown: float = 0.3
+    n_starts: int = 4
+    select_at: float = 0.25
+    restarts: int = 2
+    restart_patience: int = 100
+    restart_tol: float = 0.05
+    restart_min_loss: float = 1e-5
+    penalty: float = 0.0
+
+
+@dataclass(frozen=True)
+class MganOptions(_Common):
+    """Multi-code GAN prior (Gu et al. 2020).
+
+    n_codes: codes per sample; split: the block index ``k`` where their features mix
+        (``None``: half the generator's blocks, rounded down, at least 1).
+    lr, lr_importance: peak rates for codes and for the per-code, per-channel importance.
+    init_importance: ``"best"`` (all weight on the best initial code) or ``"uniform"`` (1/N).
+    penalty: latent-prior penalty weight, as for ``latent``.
+    """
+
+    n_codes: int = 20
+    split: Optional[int] = None
+    lr: float = 0.05
+    lr_importance: float = 0.01
+    lr_rampup: float = 0.05
+    lr_rampdown: float = 0.3
+    init_importance: str = "best"
+    penalty: float = 0.0
+
+
+def _default_stages() -> Tuple[Stage, ...]:
+    return (Stage(250, 0.1, 0.0, 0), Stage(100, 0.02, 2e-4, 1), Stage(100, 0.02, 2e-4, 2),
+            Stage(100, 0.01, 1e-4, 3), Stage(150, 0.01, 1e-4, 5))
+
+
+@dataclass(frozen=True)
+class DgpOptions(_Common):
+    """Deep generative prior (Pan et al. 2020): latent plus progressively unfrozen blocks.
+
+    stages: a tuple of :class:`Stage`; ``blocks`` larger than the generator has are clipped.
+    n_init: 500 candidates by default, as in the paper.
+    keep_best_params: keep the fine-tuned weights of the best iterate (else the last ones).
+    """
+
+    n_init: int = 500
+    betas: Tuple[float, float] = (0.0, 0.999)
+    stages: Tuple[Stage, ...] = field(default_factory=_default_stages)
+    keep_best_params: bool = True
+    penalty: float = 0.0
+
+    def __post_init__(self):
+        stages = tuple(Stage(**s) if isinstance(s, dict) else s for s in self.stages)
+        if not stages or not all(isinstance(s, Stage) for s in stages):
+            raise TypeError(f"stages must be a non-empty sequence of Stage, got {self.stages!r}")
+        object.__setattr__(self, "stages", stages)
+        object.__setattr__(self, "steps", sum(s.steps for s in stages))
+
+
+METHODS = {"latent": LatentOptions, "mgan": MganOptions, "dgp": DgpOptions}
+
+
+def _scaled_stages(factor: float) -> Tuple[Stage, ...]:
+    return tuple(dataclasses.replace(s, steps=max(1, int(round(s.steps * factor)))) for s in _default_stages())
+
+
+PRESETS = {
+    "latent": {"fast": LatentOptions(steps=200, n_init=128, n_starts=2, restarts=1, restart_patience=50),
+               "default": LatentOptions(),
+               "quality": LatentOptions(steps=1500, n_init=512, n_starts=8, restarts=3, restart_patience=200)},
+    "mgan": {"fast": MganOptions(steps=200, n_codes=10, n_init=128),
+             "default": MganOptions(),
+             "quality": MganOptions(steps=1500, n_codes=30, n_init=512)},
+    "dgp": {"fast": DgpOptions(n_init=200, stages=_scaled_stages(0.4)),
+            "default": DgpOptions(),
+            "quality": DgpOptions(n_init=1000, stages=_scaled_stages(2.0))},
+}
+
+
+def _check_values(opts) -> None:
+    if opts.steps < 0:
+        raise ValueError(f"steps must be >= 0, got {opts.steps}")
+    if opts.n_init < 1 or opts.init_chunk < 1:
+        raise ValueError(f"n_init and init_chunk must be >= 1, got {opts.n_init}, {opts.init_chunk}")
+    if isinstance(opts, LatentOptions) and not 1 <= opts.n_starts <= opts.n_init:
+        raise ValueError(f"n_starts must be in 1..n_init={opts.n_init}, got {opts.n_starts}")
+    if isinstance(opts, MganOptions):
+        if not 1 <= opts.n_codes <= opts.n_init:
+            raise ValueError(f"n_codes must be in 1..n_init={opts.n_init}, got {opts.n_codes}")
+        if opts.init_importance not in ("best", "uniform"):
+            raise ValueError(f"init_importance must be 'best' or 'uniform', got {opts.init_importance!r}")
+
+
+def resolve(method: str, preset: str = "default", steps: Optional[int] = None, **options):
+    """The options of ``method`` from ``preset``, with ``steps`` and ``options`` overriding.
+
+    Raises ``ValueError`` for an unknown method or preset and ``TypeError`` for unknown option
+    names (listing the valid ones).
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
+    presets = PRESETS[method]
+    if preset not in presets:
+        raise ValueError(f"preset must be one of {sorted(presets)} for method {method!r}, got {preset!r}")
+    cls = METHODS[method]
+    valid = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise TypeError(f"unknown option(s) {unknown} for method {method!r}; valid options: {valid}")
+    if steps is not None:
+        if method == "dgp":
+            options.setdefault("stages", _rescale(options.get("stages", presets[preset].stages), steps))
+        else:
+            options["steps"] = steps
+    if "betas" in options:
+        options["betas"] = tuple(options["betas"])
+    opts = dataclasses.replace(presets[preset], **options)
+    _check_values(opts)
+    return opts
+
+
+def _rescale(stages, steps: int) -> Tuple[Stage, ...]:
+    """Stages scaled so their steps sum to ``steps`` (each stage keeps at least one step)."""
+    stages = tuple(Stage(**s) if isinstance(s, dict) else s for s in stages)
+    total = sum(s.steps for s in stages) or 1
+    out = [dataclasses.replace(s, steps=max(1, int(s.steps * steps / total))) for s in stages]
+    out[-1] = dataclasses.replace(out[-1], steps=max(1, steps - sum(s.steps for s in out[:-1])))
+    return tuple(out)
+
+
+def as_dict(opts) -> dict:
+    """A JSON-able dict of ``opts`` (stages become dicts); ``resolve(method, **d)`` rebuilds it."""
+    return dataclasses.asdict(opts)
