@@ -122,19 +122,20 @@ def _stroke_hole(h: int, w: int, points: torch.Tensor, radius: float) -> torch.T
 
 
 def free_form(shape: Sequence[int], seed: Optional[int] = None, *, max_strokes: int = 4,
-              max_vertices: int = 8, max_width: Optional[float] = None,
+              max_vertices: int = 10, max_width: Optional[float] = None,
               max_length: Optional[float] = None) -> torch.Tensor:
     """Free-form brush-stroke holes (as in DeepFill v2): per slice 1..``max_strokes`` strokes, each a
     polyline of 2..``max_vertices`` random-angle segments up to ``max_length`` long (default
-    ``min(H, W) / 4``), painted with a brush ``max_width / 3``..``max_width`` wide (default
-    ``min(H, W) / 8``, at least 2 px)."""
+    ``min(H, W) / 3``; strokes may leave the image), painted with a brush ``max_width / 3``..
+    ``max_width`` wide (default ``min(H, W) / 8``, at least 2 px). At 256 x 256 the defaults miss
+    about 10% of the pixels on average (1% to 35%)."""
     dims = _check_shape(shape)
     h, w = dims[-2:]
     for name, val in (("max_strokes", max_strokes), ("max_vertices", max_vertices)):
         if isinstance(val, bool) or not isinstance(val, numbers.Integral) or val < (1 if name == "max_strokes" else 2):
             raise ValueError(f"free_form {name} must be an int >= {1 if name == 'max_strokes' else 2}, got {val!r}")
     max_width = float(max_width) if max_width is not None else max(2.0, min(h, w) / 8)
-    max_length = float(max_length) if max_length is not None else max(2.0, min(h, w) / 4)
+    max_length = float(max_length) if max_length is not None else max(2.0, min(h, w) / 3)
     gen, seed = seeded_generator(seed)
     out = torch.ones(math.prod(dims[:-2]), h, w)
     for s in range(out.shape[0]):
@@ -146,7 +147,6 @@ def free_form(shape: Sequence[int], seed: Optional[int] = None, *, max_strokes: 
             lengths = (0.2 + 0.8 * torch.rand(k - 1, generator=gen)) * max_length
             steps = torch.stack([angles.sin(), angles.cos()], dim=1) * lengths[:, None]
             points = torch.cat([start[None], start + steps.cumsum(0)])
-            points = torch.minimum(points.clamp_min(0), torch.tensor([h - 1.0, w - 1.0]))
             width = max_width * (1 + 2 * float(torch.rand(1, generator=gen))) / 3
             out[s][_stroke_hole(h, w, points, width / 2)] = 0
     return _finish(out, dims, seed)

@@ -35,7 +35,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import Generator, freeze
-from .biggan_layers import SNConv2d, SNLinear, attention, check_state_dict, class_vector, randomize_
+from .biggan_layers import (SNConv2d, SNLinear, attention, check_state_dict, class_vector, randomize_,
+                            zeros_module)
 
 __all__ = ["BigGANDeep", "ENTRIES", "from_checkpoint", "tiny", "read_config"]
 
@@ -181,13 +182,14 @@ class BigGANDeep(Generator):
         self.latent_shape, self.channels, self.n_classes = (z_dim,), 3, int(config["num_classes"])
         self.output_range, self.truncation, self._call_truncation = (-1.0, 1.0), _check_truncation(truncation), None
         self.ch = ch
-        self.embeddings = nn.Linear(self.n_classes, z_dim, bias=False)
+        self.embeddings = zeros_module(nn.Linear, self.n_classes, z_dim, bias=False)
         self.gen_z = SNLinear(2 * z_dim, 4 * 4 * 16 * ch, style="uv", eps=eps)
         self.blocks, self._ref_pos = self._build_blocks(config, 2 * z_dim, n_stats, eps)
         ups = sum(bool(layer[0]) for layer in config["layers"])
         self.resolution = 4 * 2 ** ups
         if self.resolution != int(config["output_dim"]):
-            raise ValueError(f"config layers upsample 4x4 to {self.resolution}, but output_dim is {config['output_dim']}")
+            raise ValueError(f"config layers upsample 4x4 to {self.resolution}, "
+                             f"but output_dim is {config['output_dim']}")
         self.bn = OutBatchNorm(ch, n_stats, eps)
         self.conv_to_rgb = SNConv2d(ch, ch, 3, padding=1, style="uv", eps=eps)
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["SNLinear", "SNConv2d", "sn_weight", "class_vector", "attention", "check_state_dict",
-           "randomize_"]
+           "randomize_", "zeros_module"]
 
 _STYLES = ("uv", "power")
 
@@ -49,7 +49,7 @@ class _SpectralNorm(nn.Module):
         self.style, self.eps = style, float(eps)
         out_features, fan_in = weight_shape[0], math.prod(weight_shape[1:])
         name = "weight_orig" if style == "uv" else "weight"
-        self.register_parameter(name, nn.Parameter(torch.empty(weight_shape)))
+        self.register_parameter(name, nn.Parameter(torch.zeros(weight_shape)))  # loaded or randomize_()d
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
         if style == "uv":
             self.register_buffer("weight_u", torch.ones(out_features) / out_features ** 0.5)
@@ -57,7 +57,6 @@ class _SpectralNorm(nn.Module):
         else:
             self.register_buffer("u0", torch.ones(1, out_features))
             self.register_buffer("sv0", torch.ones(1))
-        nn.init.normal_(getattr(self, name), std=fan_in ** -0.5)
 
     def out_dim(self) -> int:
         return (self.weight_orig if self.style == "uv" else self.weight).shape[0]
@@ -119,6 +118,15 @@ def class_vector(c, n_classes: int, batch: int, dtype: torch.dtype, device) -> t
     if c.dim() != 2 or tuple(c.shape) != (batch, n_classes):
         raise ValueError(f"a class vector must have shape ({batch}, {n_classes}), got {tuple(c.shape)}")
     return c.to(device=device, dtype=dtype)
+
+
+def zeros_module(cls, *args, **kwargs) -> nn.Module:
+    """``cls(*args, **kwargs)`` (e.g. ``nn.Linear``) with zero tensors, never touching the global RNG."""
+    module = nn.utils.skip_init(cls, *args, **kwargs)
+    with torch.no_grad():
+        for t in list(module.parameters()) + list(module.buffers()):
+            t.zero_()
+    return module
 
 
 def _is_plain(t: torch.Tensor) -> bool:

@@ -39,7 +39,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import Discriminator, Generator, freeze
-from .biggan_layers import SNConv2d, SNLinear, attention, check_state_dict, class_vector, randomize_
+from .biggan_layers import (SNConv2d, SNLinear, attention, check_state_dict, class_vector, randomize_,
+                            zeros_module)
 
 __all__ = ["BigGANPyTorch", "BigGANPyTorchD", "ENTRIES", "from_checkpoint", "tiny",
            "infer_generator_arch", "infer_discriminator_arch"]
@@ -166,7 +167,7 @@ class BigGANPyTorch(Generator):
         self.latent_shape, self.n_classes, self.channels = (int(arch["dim_z"]),), int(arch["n_classes"]), 3
         self.resolution, self.output_range = self.bottom_width * 2 ** n, (-1.0, 1.0)
         y_dim = arch["shared_dim"] + (self.chunk if self.hier else 0)
-        self.shared = nn.Embedding(self.n_classes, arch["shared_dim"])
+        self.shared = zeros_module(nn.Embedding, self.n_classes, arch["shared_dim"])
         self.linear = SNLinear(self.chunk, arch["in_channels"][0] * self.bottom_width ** 2, style="power", eps=sn_eps)
         blocks = []
         for cin, cout, attn in zip(arch["in_channels"], chans, arch["attention"]):

@@ -24,7 +24,7 @@ import torch
 
 from ._weights import build_empty, load_strict, seeded_init_, select_state_dict, torch_load
 from .base import freeze
-from .dcgan import DCGANGenerator, parse_stages, stage_shapes, stages_state_dict
+from .dcgan import DCGANGenerator, parse_stages, resolve_layout, stage_shapes, stages_state_dict
 
 __all__ = ["CDCGANGenerator", "from_checkpoint", "tiny", "class_vectors", "ENTRIES"]
 
@@ -112,7 +112,9 @@ def from_checkpoint(path, device=None, nz: Optional[int] = None, n_classes: Opti
         class_names: optional names of the classes, in id order (kept as ``G.class_names``).
     """
     what = f"cDCGAN checkpoint {path}"
-    stages = parse_stages(select_state_dict(torch_load(path), key, prefix, what), what)
+    raw = torch_load(path)
+    key, prefix = resolve_layout(raw, key, prefix)
+    stages = parse_stages(select_state_dict(raw, key, prefix, what), what)
     shapes = stage_shapes(stages, what)
     total = shapes[0][0]
     if n_classes is None:

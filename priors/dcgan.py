@@ -13,7 +13,7 @@ Example::
     >>> G = dcgan.tiny()
     >>> z = G.sample_latents(2, seed=0)
     >>> G(z).shape, [tuple(G.features(z, k).shape[1:]) for k in range(1, len(G.blocks))]
-    (torch.Size([2, 3, 16, 16]), [(16, 4, 4), (8, 8, 8)])
+    (torch.Size([2, 3, 16, 16]), [(8, 4, 4), (4, 8, 8)])
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from ._weights import build_empty, layer_indices, load_strict, seeded_init_, sel
 from .base import Discriminator, Generator, freeze
 
 __all__ = ["DCGANGenerator", "DCGANDiscriminator", "from_checkpoint", "tiny", "parse_stages",
-           "build_stages", "ENTRIES"]
+           "build_stages", "resolve_layout", "ENTRIES"]
 
 ENTRIES = [dict(
     name="dcgan-digiface64",
@@ -173,6 +173,19 @@ def _discriminator_from_sd(sd: Mapping[str, torch.Tensor], what: str) -> DCGANDi
     return D
 
 
+def resolve_layout(raw, key: Optional[str], prefix: str, default_key: str = "netG_state_dict"):
+    """``(key, prefix)`` for a loaded checkpoint: ``key`` defaults to ``default_key`` when the
+    checkpoint is a dict holding it; ``prefix`` falls back to ``""`` for a bare ``nn.Sequential``."""
+    if key is None and isinstance(raw, Mapping) and default_key in raw:
+        key = default_key
+    sd = raw[key] if key is not None and isinstance(raw, Mapping) and key in raw else raw
+    if prefix and isinstance(sd, Mapping):
+        names = [k[len("module."):] if k.startswith("module.") else k for k in sd]
+        if not any(k.startswith(prefix) for k in names) and all(k.split(".", 1)[0].isdigit() for k in names):
+            prefix = ""
+    return key, prefix
+
+
 def from_checkpoint(path, device=None, key: Optional[str] = None, prefix: str = "main.",
                     discriminator_key: Optional[str] = "netD_state_dict") -> DCGANGenerator:
     """Load a tutorial-layout DCGAN generator (frozen), with its discriminator when the checkpoint
@@ -181,17 +194,21 @@ def from_checkpoint(path, device=None, key: Optional[str] = None, prefix: str = 
     Args:
         path: a state dict file, or a dict checkpoint with the generator under ``key``.
         device: where to put the model (default CPU).
-        key: e.g. ``"netG_state_dict"``; ``None`` when the file is the state dict itself.
-        prefix: key prefix of the ``nn.Sequential`` (``"main."`` in the tutorial).
+        key: e.g. ``"netG_state_dict"`` (found automatically when present); ``None`` when the
+            file is the state dict itself.
+        prefix: key prefix of the ``nn.Sequential`` (``"main."`` in the tutorial; ``""`` is
+            used automatically for a bare ``nn.Sequential`` state dict).
     """
     what = f"DCGAN checkpoint {path}"
     raw = torch_load(path)
+    key, prefix = resolve_layout(raw, key, prefix)
     stages = parse_stages(select_state_dict(raw, key, prefix, what), what)
     shapes = stage_shapes(stages, what)
     G = build_empty(lambda: DCGANGenerator(shapes))
     load_strict(G.blocks, stages_state_dict(stages), what)
     if key is not None and discriminator_key is not None and discriminator_key in raw:
-        dsd = select_state_dict(raw, discriminator_key, prefix, what)
+        _, dprefix = resolve_layout(raw[discriminator_key], None, prefix)
+        dsd = select_state_dict(raw, discriminator_key, dprefix, what)
         G.discriminator = freeze(_discriminator_from_sd(dsd, what + " (discriminator)"))
     freeze(G)
     return G.to(device) if device is not None else G

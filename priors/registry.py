@@ -45,6 +45,10 @@ class MissingWeightsError(FileNotFoundError):
     """A model file is not cached and ``GANRESTORE_OFFLINE`` forbids downloading it."""
 
 
+class FamilyUnavailable(ValueError):
+    """A known family whose module is not part of this installation."""
+
+
 def family_module(family: str):
     """The module implementing ``family``; ``ValueError`` for unknown or not-yet-present families."""
     if family not in FAMILIES:
@@ -55,7 +59,7 @@ def family_module(family: str):
     except ModuleNotFoundError as e:
         if e.name != full:
             raise
-        raise ValueError(f"family {family!r} is not available in this installation (no module {full})") from e
+        raise FamilyUnavailable(f"family {family!r} is not available in this installation (no module {full})") from e
 
 
 def entries() -> Dict[str, dict]:
@@ -64,7 +68,7 @@ def entries() -> Dict[str, dict]:
     for family in FAMILIES:
         try:
             module = family_module(family)
-        except ValueError:
+        except FamilyUnavailable:
             continue  # a family whose module is not part of this installation
         for entry in getattr(module, "ENTRIES", []):
             missing = [k for k in _REQUIRED if k not in entry]

@@ -30,7 +30,8 @@ def bgp():
 
 
 def _native(G, x):
-    return x * 2 - 1  # both families map [-1, 1] to [0, 1]
+    lo, hi = G.output_range  # the references' outputs are in the native range
+    return x * (hi - lo) + lo
 
 
 # ---------------------------------------------------------------- fidelity: pytorch-pretrained-biggan
@@ -221,6 +222,17 @@ def test_bgp_bad_checkpoint_names_first_mismatch(tmp_path, name, key, match):
         biggan_pytorch.from_checkpoint(tmp_path / "G_ema.pth")
 
 
+def test_bgp_ignores_dgp_instance_norm_tensors(tmp_path):
+    state = torch.load(FIX / "bgp" / "G_ema_flat.pth", weights_only=True)
+    state["blocks.0.0.in1.weight"] = torch.ones(8)  # DGP's GBlock saves unused InstanceNorm2d params
+    state["blocks.0.0.in2.bias"] = torch.zeros(8)
+    torch.save(state, tmp_path / "G_ema.pth")
+    ref = _load_ref("bgp/reference_flat.pt")
+    with torch.no_grad():
+        out = biggan_pytorch.from_checkpoint(tmp_path / "G_ema.pth")(ref["z"], ref["class_ids"])
+    assert (out * 2 - 1 - ref["images"]).abs().max() < TOL
+
+
 def test_bgp_not_a_biggan_checkpoint(tmp_path):
     torch.save({"weight": torch.zeros(2)}, tmp_path / "G_ema.pth")
     with pytest.raises(ValueError, match="shared.weight"):
@@ -278,6 +290,7 @@ def test_deep_entries():
     assert names == ["biggan-deep-128", "biggan-deep-256", "biggan-deep-512"]
     for e in biggan.ENTRIES:
         assert e["family"] == "biggan" and "Apache-2.0" in e["licence"]
-        assert [f["filename"].endswith(s) for f, s in zip(e["files"], ("pytorch_model.bin", "config.json"))] == [True, True]
+        suffixes = ("pytorch_model.bin", "config.json")
+        assert [f["filename"].endswith(s) for f, s in zip(e["files"], suffixes)] == [True, True]
         assert all(f["url"].startswith("https://s3.amazonaws.com/models.huggingface.co/biggan/") for f in e["files"])
         assert all(f["sha256"] is None for f in e["files"]) and e["sha256_note"]

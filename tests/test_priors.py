@@ -269,3 +269,89 @@ def test_omniart_reproduces_reference():
     assert _max_diff(G(ref["latents"], ids), ref["images"]) < 1e-4
     onehot = torch.nn.functional.one_hot(ids, 8).float()
     assert _max_diff(G(ref["latents"], onehot), ref["images"]) < 1e-4
+
+
+# --------------------------------------------------------------------- layouts read from shapes
+def _tutorial_generator(nz, ngf, nc, n_stages, bias=False, dropout=False, seed=0):
+    """A DCGAN-tutorial ``nn.Sequential`` (any size), with random weights and BN statistics."""
+    layers, cin = [], nz
+    for j in range(n_stages):
+        last = j == n_stages - 1
+        cout = nc if last else ngf * 2 ** (n_stages - 2 - j)
+        layers.append(nn.ConvTranspose2d(cin, cout, 4, 1 if j == 0 else 2, 0 if j == 0 else 1, bias=bias))
+        layers += [nn.Tanh()] if last else [nn.BatchNorm2d(cout), nn.ReLU(True)]
+        if dropout and j == 0:
+            layers.append(nn.Dropout(0.2))
+        cin = cout
+    net = nn.Sequential(*layers).eval()
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in net.state_dict().items():
+            if t.is_floating_point():
+                t.copy_(torch.rand(t.shape, generator=gen) + 0.5 if "var" in name else 0.2 * torch.randn(t.shape, generator=gen))
+    return net
+
+
+def _tutorial_discriminator(nc, ndf, n_stages, seed=1):
+    layers, cin = [], nc
+    for j in range(n_stages - 1):
+        layers += [nn.Conv2d(cin, ndf * 2 ** j, 4, 2, 1, bias=False)]
+        layers += ([nn.BatchNorm2d(ndf * 2 ** j)] if j else []) + [nn.LeakyReLU(0.2)]
+        cin = ndf * 2 ** j
+    net = nn.Sequential(*layers, nn.Conv2d(cin, 1, 4, 1, 0, bias=False), nn.Sigmoid()).eval()
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in net.state_dict().items():
+            if t.is_floating_point():
+                t.copy_(torch.rand(t.shape, generator=gen) + 0.5 if "var" in name else 0.2 * torch.randn(t.shape, generator=gen))
+    return net
+
+
+@pytest.mark.parametrize("nz,ngf,n_stages,bias,layout", [
+    (20, 4, 4, False, "tutorial-dict"),   # {"netG_state_dict": main.*, "netD_state_dict": main.*}
+    (10, 2, 3, True, "bare-sequential"),  # a plain nn.Sequential state dict, conv biases
+])
+def test_dcgan_layout_inferred_from_shapes(tmp_path, nz, ngf, n_stages, bias, layout):
+    net = _tutorial_generator(nz, ngf, 3, n_stages, bias=bias)
+    path = tmp_path / "g.pth"
+    if layout == "tutorial-dict":
+        disc = _tutorial_discriminator(3, ngf, n_stages)
+        torch.save({"netG_state_dict": {"main." + k: v for k, v in net.state_dict().items()},
+                    "netD_state_dict": {"main." + k: v for k, v in disc.state_dict().items()}}, path)
+    else:
+        torch.save(net.state_dict(), path)
+    G = priors.load(path, family="dcgan")
+    z = G.sample_latents(2, seed=0)
+    assert (G.latent_shape, G.resolution, len(G.blocks)) == ((nz, 1, 1), 4 * 2 ** (n_stages - 1), n_stages)
+    assert (G(z) * 2 - 1 - net(z)).abs().max() < 1e-5
+    if layout == "tutorial-dict":
+        x = G(z)
+        assert (G.discriminator(x) - disc(x * 2 - 1).flatten()).abs().max() < 1e-5
+        assert len(G.discriminator.features(x)) == n_stages - 1
+    else:
+        assert G.discriminator is None
+
+
+def test_cdcgan_layout_with_dropout(tmp_path):
+    nz, n_classes = 5, 3
+    net = _tutorial_generator(nz + n_classes, 4, 3, 3, dropout=True)
+    torch.save({"main." + k: v for k, v in net.state_dict().items()}, tmp_path / "c.pth")
+    G = priors.load(tmp_path / "c.pth", family="cdcgan", n_classes=n_classes)
+    z, ids = G.sample_latents(3, seed=0), torch.tensor([2, 0, 1])
+    ref = net(torch.cat([z, torch.nn.functional.one_hot(ids, n_classes).float()[:, :, None, None]], 1))
+    assert G.latent_shape == (nz, 1, 1) and G.n_classes == n_classes
+    assert (G(z, ids) * 2 - 1 - ref).abs().max() < 1e-5
+    with pytest.raises(ValueError, match="class ids must lie in 0..2"):
+        G(z, torch.tensor([0, 1, 3]))
+    with pytest.raises(ValueError, match=r"class vectors must have shape \(B, 3\)"):
+        G(z, torch.zeros(3, 4))
+    with pytest.raises(ValueError, match="nz \\+ n_classes"):
+        priors.load(tmp_path / "c.pth", family="cdcgan", nz=4, n_classes=3)
+
+
+def test_checkpoint_mismatch_is_a_clear_error(tmp_path):
+    torch.save({"0.weight": torch.zeros(3, 3)}, tmp_path / "bad.pth")
+    with pytest.raises(ValueError, match="expected at least 2 transposed convolutions|neither"):
+        priors.load(tmp_path / "bad.pth", family="dcgan")
+    with pytest.raises(ValueError, match="Linear"):
+        priors.load(tmp_path / "bad.pth", family="mlp")
