@@ -75,9 +75,20 @@ def _reset_peak() -> bool:
         return False
 
 
+def _warm_up_runtime(torch) -> None:
+    """Run small unrelated convolutions / matmuls / FFT first so that one-time runtime set-up
+    (thread pool, kernel dispatch tables) is not counted as an operator's memory."""
+    import torch.nn.functional as F
+    a = torch.rand(4, 1, 96, 96)
+    F.conv_transpose2d(F.conv2d(a, torch.rand(1, 1, 5, 1), stride=(2, 1)), torch.rand(1, 1, 5, 1), stride=(2, 1))
+    (torch.rand(512, 512) @ torch.rand(512, 512)).sum()
+    torch.randn(1000, 1000, generator=torch.Generator().manual_seed(0)).sort()
+
+
 def run_case(case: str, shape, repeat: int) -> dict:
     """Measure one case in this process (called in a child process by :func:`main`)."""
     import torch
+    _warm_up_runtime(torch)
     x = torch.rand((1,) + tuple(shape), generator=torch.Generator().manual_seed(0))
     before = _status_kb("VmRSS")
     exact_peak = _reset_peak()

@@ -268,6 +268,13 @@ class BigGANDeep(Generator):
         h = self.conv_to_rgb(F.relu(self.bn(h, ctx["truncation"])))
         return torch.tanh(h[:, :3])
 
+    def block_parameters(self, upto: int) -> list:
+        """The stem (class embedding, ``gen_z``) with the first block, ``blocks[:upto]``, and the
+        output layer (``bn``, ``conv_to_rgb``) once every block is included."""
+        stem = [*self.embeddings.parameters(), *self.gen_z.parameters()] if upto > 0 else []
+        tail = [*self.bn.parameters(), *self.conv_to_rgb.parameters()] if upto >= len(self.blocks) else []
+        return stem + super().block_parameters(upto) + tail
+
     # ------------------------------------------------------------------ latents
     def sample_latents(self, n: int, seed: Optional[int] = None, device=None, dtype=None,
                        truncation: Optional[float] = None) -> torch.Tensor:

@@ -175,9 +175,9 @@ def randomize_(module: nn.Module, seed: int) -> nn.Module:
             r = torch.randn(t.shape, generator=gen, dtype=t.dtype)
             if "var" in leaf:
                 t.copy_(torch.rand(t.shape, generator=gen, dtype=t.dtype) + 0.5)
-            elif leaf in ("gamma",):
+            elif leaf == "gamma":
                 t.fill_(0.5)
-            elif "mean" in leaf or leaf in ("bias", "offset"):
+            elif "mean" in leaf or leaf == "bias":
                 t.copy_(0.1 * r)
             elif t.dim() >= 2:
                 t.copy_(r / math.prod(t.shape[1:]) ** 0.5)

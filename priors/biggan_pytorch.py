@@ -197,6 +197,13 @@ class BigGANPyTorch(Generator):
     def output(self, h, ctx):
         return torch.tanh(self.output_layer(h))
 
+    def block_parameters(self, upto: int) -> list:
+        """DGP's parameter groups: the stem (class embedding, ``linear``) with the first block,
+        ``blocks[:upto]``, and the output layer once every block is included."""
+        stem = [*self.shared.parameters(), *self.linear.parameters()] if upto > 0 else []
+        tail = list(self.output_layer.parameters()) if upto >= len(self.blocks) else []
+        return stem + super().block_parameters(upto) + tail
+
 
 class DBlock(nn.Module):
     """Discriminator residual block (``preactivation`` for all but the first); optional 2x2 average

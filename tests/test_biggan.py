@@ -264,6 +264,39 @@ def test_vmap_functional_call(family):
     assert all(torch.equal(before[k], v) for k, v in G.named_buffers())  # no in-place buffer updates
 
 
+@pytest.mark.parametrize("family", list(MODELS))
+def test_block_parameters_cover_generator(family):
+    G = MODELS[family]
+    own = {id(p) for n, p in G.named_parameters() if not n.startswith("discriminator.")}
+    assert G.block_parameters(0) == []
+    assert {id(p) for p in G.block_parameters(len(G.blocks))} == own
+
+
+@pytest.mark.parametrize("family", list(MODELS))
+def test_deep_prior_smoke(family):
+    from priors.dgp import DeepPrior
+
+    G = MODELS[family]
+    z, c = G.sample_latents(2, seed=0), torch.tensor([3, 6])
+    dgp = DeepPrior(G, z, blocks=len(G.blocks), c=c)
+    dgp.unfreeze(len(G.blocks))
+    out = dgp()
+    assert (out - G(z, c)).abs().max() < 1e-5
+    out.square().mean().backward()
+    assert all(p.grad is not None for p in dgp.groups()["block0"])
+
+
+@pytest.mark.parametrize("family", list(MODELS))
+def test_multi_code_smoke(family):
+    from priors.multi_code import MultiCode
+
+    G = MODELS[family]
+    z, c = G.sample_latents(6, seed=0).view(2, 3, -1), torch.tensor([3, 6])
+    mc = MultiCode(G, z, split=2, c=c)
+    with torch.no_grad():
+        assert (mc() - G(z[:, 0], c)).abs().max() < 1e-5
+
+
 def test_vmap_discriminator():
     D, n = MODELS["bgp"].discriminator, 3
     x, c = torch.rand(n, 3, 32, 32, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 1, 2])

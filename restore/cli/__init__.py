@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+import warnings
 from typing import Optional, Sequence
 
 from .parser import build_parser
@@ -52,6 +53,16 @@ def _models(args) -> int:
     return 0
 
 
+def _route_warnings(quiet: bool) -> None:
+    """Python warnings (e.g. from the registry) as one ``warning:`` line each on stderr."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not quiet and not issubclass(category, DeprecationWarning):
+            text = " ".join(str(message).split())
+            sys.stderr.write(text if text.startswith("warning") else f"warning: {text}")
+            sys.stderr.write("\n")
+    warnings.showwarning = show
+
+
 def _one_line(err: BaseException) -> str:
     text = " ".join(str(err).split()) or type(err).__name__
     if isinstance(err, KeyError):
@@ -68,6 +79,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     debug = getattr(args, "debug", False)
     prog = f"ganrestore {args.command}"
+    _route_warnings(quiet=getattr(args, "quiet", False))
     try:
         return _dispatch(args)
     except KeyboardInterrupt:
