@@ -144,6 +144,8 @@ class LinearOperator(nn.Module):
         return torch.empty(0)
 
     def _random_input(self, shape: Optional[Sequence[int]], seed: int, what: str) -> torch.Tensor:
+        if shape is None and len(self.in_dims) == 3 and self.in_dims[0] is None and None not in self.in_dims[1:]:
+            shape = (1,) + tuple(self.in_dims[1:])  # free channels are treated alike (e.g. a 1-channel mask)
         shape = tuple(shape) if shape is not None else self.input_shape
         if shape is None:
             raise ValueError(f"{type(self).__name__} accepts inputs {format_dims(self.in_dims)} of any "

@@ -142,10 +142,22 @@ class Generator(nn.Module):
             raise ValueError(f"this generator is class-conditional ({self.n_classes} classes): pass c, "
                              f"integer ids (B,) or a class vector (B, {self.n_classes})")
 
+    #: Clamp images to ``[0, 1]`` (straight-through: the gradient is that of the unclamped map).
+    #: Networks without a final tanh (PGGAN, StyleGAN2) overshoot their nominal range; fidelity
+    #: tests against reference implementations turn this off to compare raw outputs.
+    clamp_output: bool = True
+
     def to_unit(self, x: torch.Tensor) -> torch.Tensor:
-        """Map native-range images to ``[0, 1]`` (no clamping, so gradients stay exact)."""
+        """Map native-range images to ``[0, 1]``.
+
+        Values are clamped to ``[0, 1]`` with a straight-through gradient, so the optimizer still
+        sees the gradient of the affine map where the network overshoots its range.
+        """
         lo, hi = self.output_range
-        return (x - lo) / (hi - lo)
+        x = (x - lo) / (hi - lo)
+        if self.clamp_output:
+            x = x + (x.clamp(0.0, 1.0) - x).detach()
+        return x
 
     def features(self, z: torch.Tensor, k: int, c=None) -> torch.Tensor:
         """Run the stem and the first ``k`` blocks: ``(B, *latent_shape) -> (B, C_k, H_k, W_k)``."""

@@ -17,6 +17,7 @@ per input in ``OUT/manifest.jsonl`` (see :mod:`restore.manifest`).
 from __future__ import annotations
 
 import dataclasses
+import glob
 import hashlib
 import json
 import math
@@ -254,6 +255,7 @@ def _run_share(cfg, inputs, rank, world, device, load_prior, warn, progress) -> 
     manifest.repair(shard)
     done = manifest.read_records(out_dir)
     mine = [p for i, p in enumerate(inputs) if i % world == rank]
+    _remove_stale_temporaries(out_dir, mine)
     todo = [p for p in mine if not (done.get(p.name, {}).get("status") == "ok"
                                     and (out_dir / f"{p.stem}.png").exists())]
     stats = dict(rank=rank, world_size=world, share=len(mine), skipped=len(mine) - len(todo), solved=0, errors=0)
@@ -282,6 +284,13 @@ def _run_share(cfg, inputs, rank, world, device, load_prior, warn, progress) -> 
                     stats["errors"] += 1
         stats["solved"] += len(written)
     return stats
+
+
+def _remove_stale_temporaries(out_dir: Path, mine: List[Path]) -> None:
+    """Delete temporary files a killed run left for this rank's outputs (never another rank's)."""
+    for p in mine:
+        for tmp in out_dir.glob(f".{glob.escape(p.stem)}.????????.tmp.png"):
+            tmp.unlink(missing_ok=True)
 
 
 def run_batch_cli(args) -> int:

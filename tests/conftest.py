@@ -17,3 +17,12 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def raw_generator_output(monkeypatch):
+    """Generators return the exact affine image of their native output, unclamped: fidelity
+    tests compare it with reference implementations' raw outputs."""
+    from priors.base import Generator
+
+    monkeypatch.setattr(Generator, "clamp_output", False)

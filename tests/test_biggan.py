@@ -10,6 +10,8 @@ from torch.func import functional_call, grad, vmap
 
 from priors import biggan, biggan_pytorch
 
+pytestmark = pytest.mark.usefixtures("raw_generator_output")
+
 FIX = Path(__file__).parent / "fixtures" / "biggan"
 TOL = 1e-4
 torch.set_num_threads(1)

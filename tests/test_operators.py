@@ -343,6 +343,7 @@ def test_input_and_output_shapes_are_documented_on_the_operator():
     assert cs.input_shape == (3, 4, 4) and cs.output_shape == (5,)
     assert Downsample(4).output_dims((3, 64, 32)) == (3, 16, 8)
     assert Mask(torch.ones(3, 8, 8)).input_shape == (3, 8, 8)
+    assert Mask(torch.ones(8, 8)).input_shape is None and Mask(torch.ones(8, 8)).norm() == pytest.approx(1.0)
 
 
 # ---------------------------------------------------------------- noise models

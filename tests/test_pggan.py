@@ -8,6 +8,8 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from priors import pggan
 
+pytestmark = pytest.mark.usefixtures("raw_generator_output")
+
 FIX = Path(__file__).parent / "fixtures" / "pggan"
 CKPTS = {
     "pggan_tiny32": dict(latent_size=32, widths=(16, 16, 8, 4), fused_scale=False),

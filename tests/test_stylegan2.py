@@ -11,6 +11,8 @@ import torch
 from priors import stylegan2
 from priors.base import Discriminator, Generator
 
+pytestmark = pytest.mark.usefixtures("raw_generator_output")
+
 FIX = Path(__file__).parent / "fixtures" / "stylegan2"
 CKPT = FIX / "tiny_rosinality.pt"
 TOL = 1e-4
