@@ -162,6 +162,25 @@ def _machine(threads: int) -> str:
             f"torch.set_num_threads({threads}), OMP_WAIT_POLICY=PASSIVE, Python {platform.python_version()}")
 
 
+def _write_markdown(args, rows, table: str, load_before, load_after) -> None:
+    exact = all(r["exact_peak"] for _, _, r in rows)
+    loads = "/".join(f"{v:.2f}" for v in load_before), "/".join(f"{v:.2f}" for v in load_after)
+    text = [
+        "# Operator benchmark", "",
+        f"Measured {time.strftime('%Y-%m-%d %H:%M %Z')} with `python benchmarks/operators.py --threads "
+        f"{args.threads} --repeat {args.repeat}` on: {_machine(args.threads)}.", "",
+        f"Load average (1/5/15 min) before: {loads[0]}, after: {loads[1]}. {args.note}".rstrip(), "",
+        "Batch of one float32 image. *fwd+adj*: `A` then `A_adjoint` (input checks included), median and "
+        "minimum of the repeats after 3 warm-up pairs. *pinv*: one `pinv(A x)` with the default tolerance "
+        "1e-6 (closed form for Mask, Grayscale and box Downsample; CGLS otherwise). *peak extra MB*: peak "
+        "resident memory during build + 3 forward/adjoint pairs minus the resident memory before the build "
+        + ("(peak reset through /proc/self/clear_refs)." if exact else "(peak reset unavailable: upper bound)."),
+        "", table, "",
+    ]
+    args.markdown.parent.mkdir(parents=True, exist_ok=True)
+    args.markdown.write_text("\n".join(text))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -187,22 +206,7 @@ def main(argv=None) -> int:
     table = _table(rows)
     print("\n" + table)
     if args.markdown:
-        exact = all(r["exact_peak"] for _, _, r in rows)
-        context = [
-            "# Operator benchmark", "",
-            f"Measured {time.strftime('%Y-%m-%d %H:%M %Z')} with `python benchmarks/operators.py --threads "
-            f"{args.threads} --repeat {args.repeat}` on: {_machine(args.threads)}.", "",
-            f"Load average (1/5/15 min) before: {load_before[0]:.2f}/{load_before[1]:.2f}/{load_before[2]:.2f}, "
-            f"after: {load_after[0]:.2f}/{load_after[1]:.2f}/{load_after[2]:.2f}. {args.note}".rstrip(), "",
-            "Batch of one float32 image. *fwd+adj*: `A` then `A_adjoint`, median and minimum of the repeats "
-            "after 3 warm-up pairs. *pinv*: one `pinv(A x)` with the default tolerance (closed form for Mask, "
-            "Grayscale and box Downsample; CGLS otherwise). *peak extra MB*: peak resident memory during "
-            "build + 3 forward/adjoint pairs minus the resident memory before the build "
-            + ("(peak reset through /proc/self/clear_refs)." if exact else "(peak reset unavailable: upper bound)."),
-            "", table, "",
-        ]
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text("\n".join(context))
+        _write_markdown(args, rows, table, load_before, load_after)
         print(f"\nwrote {args.markdown}")
     return 0
 

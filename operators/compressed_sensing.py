@@ -66,7 +66,9 @@ class CompressedSensing(LinearOperator):
         seed: seed of the random draw (CPU ``torch.Generator``, so the same on every device);
             ``None`` draws a fresh one, recorded as ``op.seed`` (``from_spec(op.spec())`` rebuilds it).
 
-    Both kinds satisfy ``E[A^T A] = I``, so ``|A x| ≈ |x|``. ``pinv`` uses CGLS.
+    Both kinds satisfy ``E[A^T A] = I``, so ``|A x| ≈ |x|``. ``pinv`` uses CGLS. Inputs of another
+    dtype than the buffers are handled by casting per call; for float64 work with the Gaussian
+    kind call ``op.double()`` once instead of copying the matrix at every call.
 
     Example::
 

@@ -33,7 +33,7 @@ import torch
 
 from . import manifest
 from .io import IMAGE_SUFFIXES, InputError, save_image
-from .tasks import TaskOptions, build_operator, clean_image, observe_file, simulate
+from .tasks import TaskOptions, build_operator, clean_image, keep_observed, observe_file, simulate
 
 __all__ = ["BatchConfig", "run_batch", "run_batch_cli", "list_inputs", "dist_env"]
 
@@ -56,6 +56,7 @@ class BatchConfig:
     seed: int = 0
     device: str = "auto"
     fit: str = "resize"
+    keep_observed: bool = True
     solver_options: dict = field(default_factory=dict)
 
 
@@ -69,12 +70,13 @@ def dist_env() -> Tuple[int, int, int]:
     return get("RANK", 0), get("WORLD_SIZE", 1), get("LOCAL_RANK", 0)
 
 
-def list_inputs(input_dir, task: str) -> List[Path]:
-    """Input files of ``input_dir`` sorted by name: images and ``.npz`` observations."""
+def list_inputs(input_dir, task: str, simulate: bool = False) -> List[Path]:
+    """Input files of ``input_dir`` sorted by name: clean images (``simulate``), else observed
+    images and ``.npz`` observations (only ``.npz`` for ``cs``)."""
     folder = Path(input_dir)
     if not folder.is_dir():
         raise InputError(f"--input-dir {folder} is not a folder; give the folder holding the inputs")
-    suffixes = (".npz",) if task == "cs" else IMAGE_SUFFIXES + (".npz",)
+    suffixes = IMAGE_SUFFIXES if simulate else (".npz",) if task == "cs" else IMAGE_SUFFIXES + (".npz",)
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes
                    and not p.name.startswith("."))
     if not files:
@@ -205,6 +207,8 @@ def _solve_chunk(cfg: BatchConfig, chunk: List[_Item], G, device, shard: Path, r
     result = solve(y, chunk[0].op.to(device), G, device=device, **kw)
     per_image = (time.perf_counter() - t0) / len(chunk)
     images = result.image.detach().cpu()
+    if cfg.keep_observed:
+        images = keep_observed(chunk[0].op, y.cpu(), images)
     for j, it in enumerate(chunk):
         save_image(images[j:j + 1], it.out)
         rec = dict(input=str(it.path), output=str(it.out), status="ok", seconds=round(per_image, 4),
@@ -228,7 +232,7 @@ def run_batch(cfg: BatchConfig, *, warn: Callable[[str], None] = print, progress
     rank, world, local_rank = dist_env()
     if not 0 <= rank < world:
         raise InputError(f"RANK={rank} is not in 0..WORLD_SIZE-1={world - 1}")
-    inputs = list_inputs(cfg.input_dir, cfg.task.task)
+    inputs = list_inputs(cfg.input_dir, cfg.task.task, cfg.simulate)
     out_dir = Path(cfg.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = _device(cfg.device, local_rank, world)
@@ -302,7 +306,8 @@ def run_batch_cli(args) -> int:
     cfg = BatchConfig(input_dir=args.input_dir, output_dir=args.output_dir, task=task_options(args, args.task),
                       prior=args.prior, family=args.family, simulate=args.simulate, noise_sigma=args.noise_sigma,
                       batch_size=args.batch_size, method=args.method, preset=args.preset, steps=args.steps,
-                      seed=args.seed, device=args.device, fit=args.fit)
+                      seed=args.seed, device=args.device, fit=args.fit,
+                      keep_observed=args.keep_observed)
     stats = run_batch(cfg, warn=console.warn, progress=console.progress)
     if stats["rank"] == 0:
         console.info(f"batch: {stats['ok']}/{stats['total']} inputs restored ({stats['skipped']} already done on "

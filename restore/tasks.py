@@ -31,7 +31,7 @@ from pathlib import Path
 from .io import InputError, fit_image, load_image, load_observation, to_channels
 
 __all__ = ["TASKS", "MASK_KINDS", "TaskOptions", "build_operator", "task_of", "classical_baseline",
-           "observation_view", "BASELINE_NAMES", "observe_file", "clean_image", "simulate", "from_spec"]
+           "observation_view", "keep_observed", "BASELINE_NAMES", "observe_file", "clean_image", "simulate", "from_spec"]
 
 TASKS = ("inpaint", "superres", "colorize", "cs")
 MASK_KINDS = ("random", "box", "free-form")
@@ -154,6 +154,16 @@ def _biharmonic(y: torch.Tensor, op) -> torch.Tensor:
         out.append(inpaint_biharmonic(img, hole, channel_axis=-1) if hole.any() else img)
     arr = np.stack([np.moveaxis(o, -1, 0) for o in out])
     return torch.from_numpy(arr).float().clamp(0, 1).to(y.device)
+
+
+@torch.no_grad()
+def keep_observed(op, y: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    """For inpainting, put the observed pixels of ``y`` back into ``image`` (the solver's output,
+    ``(B, C, H, W)``): ``M y + (1 - M) x``; other operators return ``image`` unchanged."""
+    if task_of(op) != "inpaint":
+        return image
+    m = op.mask.to(device=image.device, dtype=image.dtype)
+    return (m * y.to(image) + (1 - m) * image).clamp(0, 1)
 
 
 @torch.no_grad()

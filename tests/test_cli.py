@@ -1,5 +1,6 @@
 """The ``ganrestore`` command line, run in-process on a tiny random DCGAN (``priors.dcgan:tiny``,
 16x16 RGB) with a handful of steps; one subprocess checks the installed entry point."""
+import dataclasses
 import json
 import os
 import subprocess
@@ -170,8 +171,9 @@ def test_demo_pipeline_on_a_tiny_prior(tmp_path):
 
     G = dcgan.tiny()
     truth = G(G.sample_latents(1, seed=3)).detach()
-    tasks = [demo.DemoTask(t.label, t.options if t.options.task != "cs" else
-                           type(t.options)("cs", m=200), t.method, 3) for t in demo.DEMO_TASKS]
+    small = {"inpaint": dict(size=6), "cs": dict(m=200)}  # the demo's options, scaled to 16x16
+    tasks = [demo.DemoTask(t.label, dataclasses.replace(t.options, **small.get(t.options.task, {})), t.method, 3)
+             for t in demo.DEMO_TASKS]
     rows = demo.demo_rows(G, truth, tasks=tasks)
     assert [r["task"] for r in rows] == ["inpaint", "superres", "colorize", "cs"]
     assert all(np.isfinite(r["psnr"]) and np.isfinite(r["baseline_psnr"]) for r in rows)

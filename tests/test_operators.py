@@ -381,3 +381,13 @@ def test_noise_statistics():
 def test_noise_bad_inputs(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+@pytest.mark.parametrize("module", ["operators", "operators.base", "operators.mask", "operators.masks",
+                                    "operators.resample", "operators.color", "operators.compressed_sensing",
+                                    "operators.noise", "operators.spec"])
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0

@@ -10,7 +10,7 @@ import torch
 from ..figures import Panel, psnr_caption, save_comparison
 from ..io import fit_image, load_image, save_image, save_observation
 from ..tasks import (TaskOptions, build_operator, classical_baseline, clean_image, observation_view, observe_file,
-                     simulate, task_of)
+                     simulate, task_of, keep_observed)
 from .common import Console, UserError, load_prior, resolve_device, solve_kwargs
 
 __all__ = ["run_restore", "run_degrade", "task_options"]
@@ -64,11 +64,14 @@ def run_restore(args, task: str) -> int:
     result = solve(y.to(device), op.to(device), G, device=device, **solve_kwargs(args, console))
     seconds = time.perf_counter() - t0
     image = result.image.detach().cpu()
+    if args.keep_observed:
+        image = keep_observed(op, y, image)
     save_image(image, out)
     metrics = _metrics(image, truth)
     summary = f"wrote {out} ({args.method}, {seconds:.1f} s" + (f", PSNR {metrics['psnr']:.2f} dB vs truth" if metrics else "") + ")"
     report = {"command": task, "output": str(out), "metrics": metrics, "seconds": round(seconds, 3),
               "options": dict(prior=args.prior, method=args.method, preset=args.preset, seed=args.seed,
+                              keep_observed=args.keep_observed,
                               device=str(device), solver=getattr(result, "options", {}))}
     if args.compare:
         report["compare"] = str(_compare_figure(args.compare, op, y, image, truth, G))

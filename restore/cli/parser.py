@@ -55,6 +55,8 @@ def _add_prior(p: argparse.ArgumentParser) -> None:
     g.add_argument("--steps", type=_positive_int, help="optimization steps (overrides the preset)")
     g.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    g.add_argument("--keep-observed", action=argparse.BooleanOptionalAction, default=True,
+                   help="inpainting: keep the observed pixels exactly, fill only the holes (default on)")
 
 
 def _add_task_options(p: argparse.ArgumentParser, tasks=TASKS) -> None:
