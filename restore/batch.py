@@ -110,6 +110,8 @@ class _Dist:
         self.dist, self.device, self.active = dist, device, False
         if world > 1 and not dist.is_initialized():
             backend = "nccl" if device.type == "cuda" else "gloo"
+            if device.type == "cuda":
+                torch.cuda.set_device(device)
             hours = float(os.environ.get("GANRESTORE_DIST_TIMEOUT_HOURS", "12"))
             dist.init_process_group(backend, timeout=timedelta(hours=hours))
             self.active = True

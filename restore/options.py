@@ -73,9 +73,11 @@ class LatentOptions(_Common):
         improved by less than a fraction ``restart_tol`` over ``restart_patience`` steps (and is
         above ``restart_min_loss``) starts again from its next-best initial code.
     penalty: weight of the latent-prior penalty ``(mean(z**2) - 1)**2`` (0 disables it).
+    refine_steps: Levenberg-Marquardt steps after Adam (:mod:`restore.refine`); they run only for
+        the MSE loss, without penalty, when the latent has at most ``refine_max_dim`` entries.
     """
 
-    lr: float = 0.1
+    lr: float = 0.3
     lr_rampup: float = 0.05
     lr_rampdown: float = 0.3
     n_starts: int = 4
@@ -85,6 +87,8 @@ class LatentOptions(_Common):
     restart_tol: float = 0.05
     restart_min_loss: float = 1e-5
     penalty: float = 0.0
+    refine_steps: int = 10
+    refine_max_dim: int = 512
 
 
 @dataclass(frozen=True)

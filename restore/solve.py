@@ -35,7 +35,8 @@ from priors.dgp import DeepPrior
 from priors.latent_code import LatentCode
 from priors.multi_code import MultiCode, default_split
 
-from .losses import build_loss
+from .losses import build_loss, mse
+from .refine import levenberg_marquardt
 from .optim import MaskedAdam, grad_finite_rows, ramp_lr
 from .options import as_dict, resolve
 
@@ -270,10 +271,13 @@ class _Run:
     seed: int
     c: Optional[torch.Tensor]
 
+    stopped: bool = False
+
     def loop(self, param, y, steps, lrs_at, step0=0, on_step=None, operator=None) -> bool:
-        return _loop(param, y, operator or self.operator, self.loss_fn, steps=steps, lrs_at=lrs_at, betas=self.opts.betas,
+        self.stopped = _loop(param, y, operator or self.operator, self.loss_fn, steps=steps, lrs_at=lrs_at, betas=self.opts.betas,
                      penalty=self.opts.penalty, tracker=self.tracker, callbacks=self.callbacks, bar=self.bar,
                      step0=step0, on_step=on_step)
+        return self.stopped
 
     def pool(self):
         o = self.opts
@@ -329,8 +333,31 @@ def _run_latent(run: _Run):
         z1, m = pool[order[:, 0]], 1
     code = LatentCode(run.G, z1, c)
     restarts = _Restarts(run, pool, order, code, first_rank=m, step0=s1)
-    run.loop(code, y, o.steps - s1, lambda t: lrs(t, s1), step0=s1, on_step=restarts)
+    if run.loop(code, y, o.steps - s1, lambda t: lrs(t, s1), step0=s1, on_step=restarts):
+        return run.tracker.state, None
+    if _refinable(run, o):
+        _refine(run, run.tracker.state["z"].clone(), o.steps)
     return run.tracker.state, None
+
+
+def _refinable(run, o) -> bool:
+    return (o.refine_steps > 0 and o.penalty == 0 and run.loss_fn is mse
+            and run.G.latent_shape and int(torch.tensor(run.G.latent_shape).prod()) <= o.refine_max_dim)
+
+
+def _refine(run: _Run, z, step0: int) -> None:
+    """Levenberg-Marquardt polish from the best codes; every evaluation is tracked like a step."""
+    G, c = run.G, run.c
+
+    def on_step(t, fit, ok, z_now):
+        image = G(z_now, c)
+        cur_fit, cur_image = run.tracker.update(step0 + t, fit, ok, image, {"z": z_now})
+        run.bar.update(1)
+        state = StepState(step0 + t, cur_fit, cur_image)
+        run.stopped = any(bool(cb(state)) for cb in run.callbacks)
+        return run.stopped
+
+    levenberg_marquardt(lambda zz: run.operator(G(zz, c)), z, run.y, run.opts.refine_steps, on_step=on_step)
 
 
 def _run_mgan(run: _Run):
@@ -428,7 +455,8 @@ def solve(y: torch.Tensor, operator: Callable, prior, *, method: str = "mgan", s
     G.set_noise_seed(seed)
     loss_fn = build_loss(loss, prior=G, device=y.device)
     tracker = _Tracker(y.shape[0])
-    with tqdm(total=opts.steps, disable=not progress, desc=f"restore[{method}]", leave=False) as bar:
+    total = opts.steps + (getattr(opts, "refine_steps", 0) or 0)
+    with tqdm(total=total, disable=not progress, desc=f"restore[{method}]", leave=False) as bar:
         run = _Run(G, y.detach(), operator, loss_fn, opts, tracker, tuple(callbacks), bar, seed, c)
         state, finetuned = _RUNNERS[method](run)
     history = torch.stack(tracker.history) if tracker.history else torch.zeros(0, y.shape[0])
@@ -436,4 +464,4 @@ def solve(y: torch.Tensor, operator: Callable, prior, *, method: str = "mgan", s
                   latents=dict(state), history=history,
                   options={"method": method, "seed": seed, "loss": loss, **as_dict(opts)},
                   finetuned=finetuned, nonfinite_steps=tracker.nonfinite,
-                  stopped_early=len(tracker.history) < opts.steps)
+                  stopped_early=run.stopped)

@@ -76,7 +76,7 @@ def _figure(rows: List[dict], truth: torch.Tensor, path: Path) -> Path:
     for r in rows:
         obs_caption = "" if r["observation"] is not None else f"{r['y_size']} measurements"
         grid.append([Panel("observation", r["observation"], obs_caption),
-                     Panel(f"classical: {r['baseline']}", r["baseline_image"], psnr_caption(r["baseline_image"], truth)),
+                     Panel(r["baseline"], r["baseline_image"], psnr_caption(r["baseline_image"], truth)),
                      Panel(f"ganrestore ({r['method']})", r["image"], psnr_caption(r["image"], truth)),
                      Panel("truth", truth)])
     return save_comparison(grid, path, title="ganrestore demo: dcgan-digiface64 prior, built-in face",
