@@ -135,7 +135,7 @@ def test_user_errors_are_one_line(capsys, tmp_path, photo, argv, needles):
     argv = [a.format(tmp=tmp_path, photo=photo) for a in argv]
     if argv[0] != "degrade" and "--prior" not in argv:
         argv += ["--prior", "priors.dcgan:tiny"]
-    rc, _, err = run(capsys, *argv, "--quiet" if argv[0] != "degrade" else "--quiet")
+    rc, _, err = run(capsys, *argv, "--quiet")
     assert_one_line_error(rc, err, *needles)
     assert not (tmp_path / "out.xyz").exists() and not (tmp_path / "y.png").exists()
 

@@ -134,9 +134,25 @@ def test_latent_inverts(variant):
     G, Gs, c = _prior(variant)
     op = _operator(OPERATORS[list(VARIANTS).index(variant) % 3], G)
     res = restore.solve(_observe(G, c, op), op, G, method="latent", steps=10, seed=0, c=c, space=VARIANTS[variant][1],
-                        n_starts=1, restarts=0, **FAST)
+                        n_starts=1, restarts=0, refine_steps=0, **FAST)
     _check_result(res, G, 10)
     assert res.latents["z"].shape == (B, *Gs.latent_shape)
+
+
+# Levenberg-Marquardt polish after Adam: 2 steps; StyleGAN2's w+ (256 entries in the tiny model)
+# costs ~2 s a step on one CPU thread, so it is left to slow runs
+@pytest.mark.parametrize("variant", [v if v != "stylegan2-w+" else pytest.param(v, marks=pytest.mark.slow)
+                                     for v in VARIANTS])
+def test_latent_refine_polishes_every_family(variant):
+    G, Gs, c = _prior(variant)
+    op = _operator(OPERATORS[list(VARIANTS).index(variant) % 3], G)
+    adam, refine = 4, 2
+    res = restore.solve(_observe(G, c, op), op, G, method="latent", steps=adam, seed=0, c=c,
+                        space=VARIANTS[variant][1], n_starts=1, restarts=0, refine_steps=refine, **FAST)
+    _check_result(res, G, adam + refine)
+    polish = res.history[adam:]
+    assert (polish <= res.history[:adam].min(0).values * (1 + 1e-6)).all(), "LM starts from the best Adam iterate"
+    assert (polish[1:] <= polish[:-1]).all(), "LM only accepts steps that lower the loss"
 
 
 # ----------------------------------------------------------------------------- mgan
@@ -219,7 +235,7 @@ def test_seed_reproduces(variant, method):
     G, Gs, c = _prior(variant)
     op = _operator("mask", G)
     y = _observe(G, c, op)
-    kw = {"latent": dict(steps=4, n_starts=2, restarts=0), "mgan": dict(steps=4, n_codes=3, split=1),
+    kw = {"latent": dict(steps=4, n_starts=2, restarts=0, refine_steps=0), "mgan": dict(steps=4, n_codes=3, split=1),
           "dgp": dict(stages=(Stage(2, 0.1, 0.0, 0), Stage(2, 0.05, 1e-3, len(G.blocks))))}[method]
     run = lambda seed: restore.solve(y, op, G, method=method, seed=seed, c=c, space=VARIANTS[variant][1],  # noqa: E731
                                      **kw, **FAST)
@@ -246,7 +262,7 @@ def test_solve_leaves_the_prior_rendering_unchanged():
     with torch.no_grad():
         before = G(z)
     op = _operator("down", G)
-    restore.solve(op(before), op, G, method="latent", steps=1, seed=5, n_starts=1, **FAST)
+    restore.solve(op(before), op, G, method="latent", steps=1, seed=5, n_starts=1, refine_steps=0, **FAST)
     with torch.no_grad():
         assert torch.equal(G(z), before)
 
@@ -295,7 +311,7 @@ def test_soft_class_vector_inverts(variant):
     soft = torch.softmax(torch.randn(B, G.n_classes, generator=torch.Generator().manual_seed(0)), 1)
     op = _operator("cs", G)
     res = restore.solve(_observe(G, soft, op), op, G, method="latent", steps=12, seed=0, c=soft,
-                        n_starts=1, restarts=0, **FAST)
+                        n_starts=1, restarts=0, refine_steps=0, **FAST)
     _check_result(res, G, 12)
 
 
