@@ -133,9 +133,9 @@ def _dgp_param(v):
 def test_latent_inverts(variant):
     G, Gs, c = _prior(variant)
     op = _operator(OPERATORS[list(VARIANTS).index(variant) % 3], G)
-    res = restore.solve(_observe(G, c, op), op, G, method="latent", steps=10, seed=0, c=c, space=VARIANTS[variant][1],
+    res = restore.solve(_observe(G, c, op), op, G, method="latent", steps=8, seed=0, c=c, space=VARIANTS[variant][1],
                         n_starts=1, restarts=0, refine_steps=0, **FAST)
-    _check_result(res, G, 10)
+    _check_result(res, G, 8)
     assert res.latents["z"].shape == (B, *Gs.latent_shape)
 
 
@@ -175,10 +175,9 @@ def test_mgan_codes_run_as_one_batch(variant):
     """Each step calls the head block once on all B * N codes and the tail block once on B."""
     G, Gs, c = _prior(variant)
     n_codes, steps = 5, 6
-    head, tail = _CallLog(_head_module(G.blocks[0])), _CallLog(_head_module(G.blocks[-1]))
     op = _operator("down", G)
     y = _observe(G, c, op)
-    head.sizes.clear(), tail.sizes.clear()
+    head, tail = _CallLog(_head_module(G.blocks[0])), _CallLog(_head_module(G.blocks[-1]))
     restore.solve(y, op, G, method="mgan", steps=steps, seed=0, c=c, space=VARIANTS[variant][1], split=1,
                   n_codes=n_codes, callbacks=(head.callback, tail.callback), **FAST)
     assert head.per_step() == [[B * n_codes]] * (steps - 1)
@@ -235,8 +234,8 @@ def test_seed_reproduces(variant, method):
     G, Gs, c = _prior(variant)
     op = _operator("mask", G)
     y = _observe(G, c, op)
-    kw = {"latent": dict(steps=4, n_starts=2, restarts=0, refine_steps=0), "mgan": dict(steps=4, n_codes=3, split=1),
-          "dgp": dict(stages=(Stage(2, 0.1, 0.0, 0), Stage(2, 0.05, 1e-3, len(G.blocks))))}[method]
+    kw = {"latent": dict(steps=3, n_starts=2, restarts=0, refine_steps=0), "mgan": dict(steps=3, n_codes=3, split=1),
+          "dgp": dict(stages=(Stage(1, 0.1, 0.0, 0), Stage(2, 0.05, 1e-3, len(G.blocks))))}[method]
     run = lambda seed: restore.solve(y, op, G, method=method, seed=seed, c=c, space=VARIANTS[variant][1],  # noqa: E731
                                      **kw, **FAST)
     first, again = run(7), run(7)
@@ -276,13 +275,13 @@ def test_dfeat_loss_runs_with_discriminator(variant, method):
     op = _operator("mask", G)
     y = _observe(G, c, op)
     if method == "dgp":
-        stages = (Stage(4, 0.1, 0.0, 0), Stage(6, 0.05, 1e-3, len(G.blocks)))
+        stages = (Stage(3, 0.1, 0.0, 0), Stage(5, 0.05, 1e-3, len(G.blocks)))
         res = restore.solve(y, op, G, method="dgp", seed=0, c=c, loss={"mse": 1.0, "dfeat": 0.1}, stages=stages,
                             **FAST)
     else:
-        res = restore.solve(y, op, G, method="latent", steps=10, seed=0, c=c, loss="dfeat", n_starts=1,
+        res = restore.solve(y, op, G, method="latent", steps=8, seed=0, c=c, loss="dfeat", n_starts=1,
                             restarts=0, **FAST)
-    _check_result(res, G, 10)
+    _check_result(res, G, 8)
 
 
 @pytest.mark.parametrize("variant", WITHOUT_DISCRIMINATOR)
