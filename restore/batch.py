@@ -11,6 +11,11 @@ per input in ``OUT/manifest.jsonl`` (see :mod:`restore.manifest`).
   starts (gloo on CPU, NCCL on CUDA, each rank on ``cuda:LOCAL_RANK``); rank ``r`` takes the
   inputs whose sorted index ``i`` has ``i % WORLD_SIZE == r``, writes its own manifest shard,
   and after a barrier rank 0 merges the shards. ``OUT`` must be a folder every machine sees.
+* Same problem only: ``OUT/batch-config.json`` records the options that define the problem
+  (task and its options, prior, seed, simulate, noise, fit...); resuming into ``OUT`` with other
+  ones is refused instead of silently skipping inputs restored for another problem. Solver
+  knobs (method, preset, steps) and ``--batch-size``/``--device`` may change between resumes
+  (each manifest line records its method).
 * ``simulate=True``: inputs are clean images, degraded with the task's operator (one operator
   from ``seed`` for the whole run; noise seeded per input) and scored against (PSNR/SSIM).
 """
@@ -32,10 +37,10 @@ from typing import Callable, Dict, List, Optional, Tuple
 import torch
 
 from . import manifest
-from .io import IMAGE_SUFFIXES, InputError, save_image
+from .io import IMAGE_SUFFIXES, InputError, atomic_path, save_image
 from .tasks import TaskOptions, build_operator, clean_image, keep_observed, observe_file, simulate
 
-__all__ = ["BatchConfig", "run_batch", "run_batch_cli", "list_inputs", "dist_env"]
+__all__ = ["BatchConfig", "run_batch", "run_batch_cli", "list_inputs", "dist_env", "check_same_run", "RUN_FILE"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,40 @@ def dist_env() -> Tuple[int, int, int]:
         except ValueError as err:
             raise InputError(f"environment variable {name}={os.environ[name]!r} is not an integer") from err
     return get("RANK", 0), get("WORLD_SIZE", 1), get("LOCAL_RANK", 0)
+
+
+RUN_FILE = "batch-config.json"
+_NOT_RESULT_OPTIONS = ("input_dir", "output_dir", "batch_size", "device", "method", "preset", "steps",
+                       "solver_options")
+
+
+def _result_options(cfg: BatchConfig) -> dict:
+    """The options that define the problem a run solves, flattened (``task.factor``...), JSON-able."""
+    flat = {}
+    for k, v in json.loads(json.dumps(dataclasses.asdict(cfg), default=str)).items():
+        if k in _NOT_RESULT_OPTIONS:
+            continue
+        flat.update({f"{k}.{sk}": sv for sk, sv in v.items()} if k == "task" else {k: v})
+    return flat
+
+
+def check_same_run(cfg: BatchConfig, out_dir: Path) -> None:
+    """Record ``cfg``'s result options in ``out_dir/batch-config.json``, or, when a previous run
+    left different ones there, raise :class:`InputError` naming each difference."""
+    path, wanted = Path(out_dir) / RUN_FILE, _result_options(cfg)
+    try:
+        before = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        before = None
+    if not isinstance(before, dict):
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(wanted, indent=1, sort_keys=True) + "\n")
+        return
+    diff = [f"{k} {before.get(k)!r} -> {wanted.get(k)!r}" for k in sorted(set(wanted) | set(before))
+            if before.get(k) != wanted.get(k)]
+    if diff:
+        raise InputError(f"--output-dir {out_dir} holds a run with other options ({'; '.join(diff)}); rerun with "
+                         f"the same options to resume, or use a new --output-dir")
 
 
 def list_inputs(input_dir, task: str, simulate: bool = False) -> List[Path]:
@@ -237,6 +276,7 @@ def run_batch(cfg: BatchConfig, *, warn: Callable[[str], None] = print, progress
     inputs = list_inputs(cfg.input_dir, cfg.task.task, cfg.simulate)
     out_dir = Path(cfg.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    check_same_run(cfg, out_dir)
     device = _device(cfg.device, local_rank, world)
     group = _Dist(world, device)
     try:

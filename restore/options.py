@@ -69,25 +69,24 @@ class LatentOptions(_Common):
         schedule (:func:`restore.optim.ramp_lr`).
     n_starts, select_at: the best ``n_starts`` initial codes per sample are optimized in parallel
         for ``select_at`` steps (a fraction of ``steps``), then the best one per sample goes on.
-    restarts, restart_patience, restart_tol: up to ``restarts`` times, a sample whose best loss
-        improved by less than a fraction ``restart_tol`` over ``restart_patience`` steps (and is
-        above ``restart_min_loss``) starts again from its next-best initial code.
+    restarts, restart_above: an attempt is ``steps`` Adam steps (parallel starts first) and the
+        polish below; up to ``restarts`` times, the samples whose best data-fit loss is still above
+        ``restart_above`` try again from their next-best initial codes (the others are done).
     penalty: weight of the latent-prior penalty ``(mean(z**2) - 1)**2`` (0 disables it).
     refine_steps: Levenberg-Marquardt steps after Adam (:mod:`restore.refine`); they run only for
         the MSE loss, without penalty, when the latent has at most ``refine_max_dim`` entries.
     """
 
+    steps: int = 400
     lr: float = 0.3
     lr_rampup: float = 0.05
     lr_rampdown: float = 0.3
     n_starts: int = 4
     select_at: float = 0.25
     restarts: int = 2
-    restart_patience: int = 100
-    restart_tol: float = 0.05
-    restart_min_loss: float = 1e-5
+    restart_above: float = 1e-6
     penalty: float = 0.0
-    refine_steps: int = 10
+    refine_steps: int = 20
     refine_max_dim: int = 512
 
 
@@ -148,9 +147,9 @@ def _scaled_stages(factor: float) -> Tuple[Stage, ...]:
 
 
 PRESETS = {
-    "latent": {"fast": LatentOptions(steps=200, n_init=128, n_starts=2, restarts=1, restart_patience=50),
+    "latent": {"fast": LatentOptions(steps=200, n_init=128, n_starts=2, restarts=0, refine_steps=5),
                "default": LatentOptions(),
-               "quality": LatentOptions(steps=1500, n_init=512, n_starts=8, restarts=3, restart_patience=200)},
+               "quality": LatentOptions(steps=800, n_init=512, n_starts=8, restarts=4, refine_steps=15)},
     "mgan": {"fast": MganOptions(steps=200, n_codes=10, n_init=128),
              "default": MganOptions(),
              "quality": MganOptions(steps=1500, n_codes=30, n_init=512)},
@@ -167,6 +166,8 @@ def _check_values(opts) -> None:
         raise ValueError(f"n_init and init_chunk must be >= 1, got {opts.n_init}, {opts.init_chunk}")
     if isinstance(opts, LatentOptions) and not 1 <= opts.n_starts <= opts.n_init:
         raise ValueError(f"n_starts must be in 1..n_init={opts.n_init}, got {opts.n_starts}")
+    if getattr(opts, "restarts", 0) < 0 or getattr(opts, "refine_steps", 0) < 0:
+        raise ValueError("restarts and refine_steps must be >= 0")
     if isinstance(opts, MganOptions):
         if not 1 <= opts.n_codes <= opts.n_init:
             raise ValueError(f"n_codes must be in 1..n_init={opts.n_init}, got {opts.n_codes}")

@@ -24,32 +24,37 @@ def _jacobian(f, z: torch.Tensor, chunk: int) -> torch.Tensor:
 
 @torch.no_grad()
 def levenberg_marquardt(f, z: torch.Tensor, y: torch.Tensor, steps: int, on_step=None, damping: float = 1e-2,
-                        chunk: int = 25) -> torch.Tensor:
-    """Minimize ``mean((f(z) - y)**2)`` per sample over ``z`` ``(B, *latent)`` by LM; returns ``z``.
+                        chunk: int = 25, tol: float = 1e-12) -> torch.Tensor:
+    """Minimize ``mean((f(z, idx) - y)**2)`` per sample over ``z`` ``(B, *latent)`` by LM; returns ``z``.
 
-    ``f`` maps latents to observations ``(B, ...)``; ``on_step(t, loss (B,), ok (B,), z)`` is
-    called after each evaluation and may return True to stop.
+    ``f(z_rows, idx)`` maps the latents of samples ``idx`` (a LongTensor) to their observations.
+    ``on_step(t, loss (B,), ok (B,), z)`` is called after each step and may return True to stop.
+    A sample is done once its loss is below ``tol`` or its damping has grown past ``1e6``; done
+    samples are left out of later Jacobians, and the polish ends when all are done.
     """
     yf = y.flatten(1)
-    g = lambda zz: f(zz).flatten(1)  # noqa: E731
-    res = g(z) - yf
+    everyone = torch.arange(z.shape[0], device=z.device)
+    res = f(z, everyone).flatten(1) - yf
     loss = res.square().mean(1)
     lam = torch.full_like(loss, damping)
     for t in range(steps):
-        J = _jacobian(g, z, chunk).double()
+        idx = everyone[~((loss < tol) | (lam >= 1e6))]
+        if len(idx) == 0:
+            break
+        zi, ri = z.index_select(0, idx), res.index_select(0, idx)
+        J = _jacobian(lambda zz: f(zz, idx).flatten(1), zi, chunk).double()
         jtj = J.transpose(1, 2) @ J
         diag = torch.diagonal(jtj, dim1=1, dim2=2)
-        h = jtj + torch.diag_embed(lam.double()[:, None] * diag + 1e-12)
-        step = torch.linalg.solve(h, -(J.transpose(1, 2) @ res.double()[..., None]))[..., 0]
-        z_new = z + step.to(z.dtype).view_as(z)
-        res_new = g(z_new) - yf
+        h = jtj + torch.diag_embed(lam[idx].double()[:, None] * diag + 1e-12)
+        step = torch.linalg.solve(h, -(J.transpose(1, 2) @ ri.double()[..., None]))[..., 0]
+        z_new = zi + step.to(z.dtype).view_as(zi)
+        res_new = f(z_new, idx).flatten(1) - yf.index_select(0, idx)
         loss_new = res_new.square().mean(1)
-        accept = torch.isfinite(loss_new) & (loss_new < loss)
-        rows = accept.view(-1, *([1] * (z.dim() - 1)))
-        z = torch.where(rows, z_new, z)
-        res = torch.where(accept[:, None], res_new, res)
-        loss = torch.where(accept, loss_new, loss)
-        lam = torch.where(accept, lam / 3, lam * 4).clamp(1e-8, 1e8)
+        accept = torch.isfinite(loss_new) & (loss_new < loss[idx])
+        take = idx[accept]
+        z, res, loss = z.clone(), res.clone(), loss.clone()
+        z[take], res[take], loss[take] = z_new[accept], res_new[accept], loss_new[accept]
+        lam[idx] = torch.where(accept, lam[idx] / 3, lam[idx] * 4).clamp(1e-8, 1e8)
         if on_step is not None and on_step(t, loss, torch.isfinite(loss), z):
             break
     return z

@@ -24,7 +24,6 @@ Example::
 """
 from __future__ import annotations
 
-import collections
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
@@ -85,7 +84,7 @@ class _Tracker:
     starts) are reduced to the best of them."""
 
     def __init__(self, batch: int):
-        self.batch, self.group = batch, 1
+        self.batch, self.group, self.sub = batch, 1, None
         self.best_loss = None
         self.image = self.best_step = None
         self.state: dict = {}
@@ -93,7 +92,8 @@ class _Tracker:
         self.nonfinite = torch.zeros(batch, dtype=torch.long)
 
     def _reduce(self, fit, ok, image, state):
-        B, g = self.batch, self.group
+        g = self.group
+        B = fit.shape[0] // g
         masked = torch.where(ok, fit, torch.full_like(fit, float("inf"))).view(B, g)
         idx = masked.argmin(1)
         rows = torch.arange(B, device=fit.device) * g + idx
@@ -103,20 +103,27 @@ class _Tracker:
 
     @torch.no_grad()
     def update(self, step: int, fit, ok, image, state):
-        """Record step ``step``; returns the per-sample current ``(loss, image)``."""
+        """Record step ``step`` for the samples ``self.sub`` (all when None); returns their
+        current ``(loss, image)``."""
         score, fit_b, image, state, ok_b = self._reduce(fit, ok, image, state)
-        self.history.append(torch.where(ok_b, fit_b, torch.full_like(fit_b, float("nan"))).cpu())
-        self.nonfinite += (~ok_b).cpu().long()
+        idx = torch.arange(self.batch, device=fit.device) if self.sub is None else self.sub.to(fit.device)
+        row = torch.full((self.batch,), float("nan"), dtype=fit.dtype)
+        row[idx.cpu()] = torch.where(ok_b, fit_b, torch.full_like(fit_b, float("nan"))).cpu()
+        self.history.append(row)
+        self.nonfinite[idx.cpu()] += (~ok_b).cpu().long()
         if self.best_loss is None:
-            self.best_loss = torch.full_like(score, float("inf"))
-            self.image = torch.zeros_like(image)
+            self.best_loss = torch.full((self.batch,), float("inf"), dtype=fit.dtype, device=fit.device)
+            self.image = torch.zeros((self.batch, *image.shape[1:]), dtype=image.dtype, device=image.device)
             self.best_step = torch.full((self.batch,), -1, dtype=torch.long, device=fit.device)
-        better = ok_b & (score < self.best_loss)
-        self.best_loss = torch.where(better, score, self.best_loss)
-        self.best_step = torch.where(better, torch.full_like(self.best_step, step), self.best_step)
-        self.image = _where_rows(better, image, self.image)
+        better = ok_b & (score < self.best_loss[idx])
+        sel = idx[better]
+        self.best_loss[sel] = score[better]
+        self.best_step[sel] = step
+        self.image[sel] = image[better]
         for k, v in state.items():
-            self.state[k] = _where_rows(better, v, self.state[k]) if k in self.state else v.clone()
+            if k not in self.state:  # first sight: every sample's value so far equals this one
+                self.state[k] = v.new_zeros((self.batch, *v.shape[1:])) if self.sub is not None else v.clone()
+            self.state[k][sel] = v[better]
         return fit_b, image
 
 
@@ -284,60 +291,69 @@ class _Run:
         return _init_pool(self.G, self.y, self.operator, o.n_init, o.init_chunk, self.seed, self.c)
 
 
-class _Restarts:
-    """Re-initialise samples whose loss stalls (latent method): from their next-best candidate."""
+class _Subset:
+    """An operator seen by the samples ``idx`` of a batch of ``B`` (per-sample operators get the
+    full batch, zero-padded)."""
 
-    def __init__(self, run: _Run, pool, order, code, first_rank: int, step0: int):
-        o, B = run.opts, run.y.shape[0]
-        self.o, self.pool, self.order, self.code = o, pool, order, code
-        self.left = torch.full((B,), o.restarts, dtype=torch.long, device=pool.device)
-        self.rank = torch.full((B,), first_rank, dtype=torch.long, device=pool.device)
-        self.since = torch.zeros(B, dtype=torch.long, device=pool.device)
-        self.best = torch.full((B,), float("inf"), device=pool.device)
-        self.window = collections.deque(maxlen=o.restart_patience + 1)
-        self.last = int(o.steps * (1 - o.lr_rampdown)) - o.restart_patience - step0
+    def __init__(self, operator, idx: torch.Tensor, batch: int):
+        self.operator, self.idx, self.batch = operator, idx, batch
+        self.batch_size = len(idx) if _per_sample(operator) else None
 
-    def __call__(self, t, fit, ok, opt):
-        o = self.o
-        self.best = torch.where(ok, torch.minimum(self.best, fit), self.best)
-        self.since += 1
-        self.window.append(self.best.clone())
-        if o.restarts == 0 or t >= self.last or len(self.window) <= o.restart_patience:
-            return
-        stalled = ((self.since > o.restart_patience) & (self.best > self.window[0] * (1 - o.restart_tol))
-                   & (self.best > o.restart_min_loss) & (self.left > 0) & (self.rank < self.order.shape[1]))
-        if stalled.any():
-            idx = self.order[stalled, self.rank[stalled].clamp(max=self.order.shape[1] - 1)]
-            self.code.set_rows(stalled, self.pool[idx])
-            opt.reset_rows(stalled)
-            self.left -= stalled.long()
-            self.rank += stalled.long()
-            self.since[stalled] = 0
-            self.best[stalled] = float("inf")
+    def __call__(self, x):
+        if not _per_sample(self.operator) or len(self.idx) == self.batch:
+            return self.operator(x)
+        full = x.new_zeros((self.batch, *x.shape[1:]))
+        full = full.index_copy(0, self.idx, x)
+        return self.operator(full).index_select(0, self.idx)
 
 
 def _run_latent(run: _Run):
-    o, y, c = run.opts, run.y, run.c
+    """Attempts: parallel starts, Adam, LM polish; samples still above ``restart_above`` try again
+    from their next-best initial codes, up to ``restarts`` times."""
+    o, B = run.opts, run.y.shape[0]
     pool, order = run.pool()
-    lrs = lambda t, off=0: {"latent": ramp_lr((t + off) / max(1, o.steps), o.lr, o.lr_rampup, o.lr_rampdown)}  # noqa
-    m, s1 = o.n_starts, int(o.steps * o.select_at) if o.n_starts > 1 else 0
-    if s1 > 0:  # parallel starts, then keep each sample's best
-        z0 = pool[order[:, :m]].flatten(0, 1)
-        starts = LatentCode(run.G, z0, None if c is None else c.repeat_interleave(m, 0))
-        run.tracker.group = m
-        if run.loop(starts, y.repeat_interleave(m, 0), s1, lrs, operator=_Repeated(run.operator, m)):
-            return run.tracker.state, None
-        run.tracker.group = 1
-        z1 = run.tracker.state["z"]
-    else:
-        z1, m = pool[order[:, 0]], 1
-    code = LatentCode(run.G, z1, c)
-    restarts = _Restarts(run, pool, order, code, first_rank=m, step0=s1)
-    if run.loop(code, y, o.steps - s1, lambda t: lrs(t, s1), step0=s1, on_step=restarts):
-        return run.tracker.state, None
-    if _refinable(run, o):
-        _refine(run, run.tracker.state["z"].clone(), o.steps)
+    todo = torch.arange(B, device=run.y.device)
+    step0, m = 0, o.n_starts
+    for attempt in range(1 + o.restarts):
+        first = min(attempt * m, order.shape[1] - m)
+        step0 = _attempt(run, pool, order[todo, first:first + m], todo, step0)
+        if run.stopped:
+            break
+        todo = todo[run.tracker.best_loss[todo] > o.restart_above]
+        if len(todo) == 0:
+            break
+        run.bar.total = (run.bar.total or 0) + o.steps + (o.refine_steps if _refinable(run, o) else 0)
+    run.tracker.sub = None
     return run.tracker.state, None
+
+
+def _attempt(run: _Run, pool, ranks, idx, step0: int) -> int:
+    """One attempt for samples ``idx`` from candidates ``pool[ranks]`` ``(S, m)``; returns the
+    next step index."""
+    o, m = run.opts, ranks.shape[1]
+    y, c = run.y.index_select(0, idx), None if run.c is None else run.c.index_select(0, idx)
+    op = _Subset(run.operator, idx, run.y.shape[0])
+    lrs = lambda t, off=0: {"latent": ramp_lr((t + off) / max(1, o.steps), o.lr, o.lr_rampup, o.lr_rampdown)}  # noqa
+    s1 = int(o.steps * o.select_at) if m > 1 else 0
+    run.tracker.sub = None if len(idx) == run.y.shape[0] else idx
+    z1 = pool[ranks[:, 0]]
+    if s1 > 0:  # parallel starts, then keep each sample's best
+        starts = LatentCode(run.G, pool[ranks].flatten(0, 1), None if c is None else c.repeat_interleave(m, 0))
+        run.tracker.group = m
+        stopped = run.loop(starts, y.repeat_interleave(m, 0), s1, lrs, step0=step0, operator=_Repeated(op, m))
+        run.tracker.group = 1
+        if stopped:
+            return step0 + s1
+        with torch.no_grad():
+            fit = run.loss_fn(_Repeated(op, m)(starts()), y.repeat_interleave(m, 0)).view(-1, m)
+            best = torch.where(torch.isfinite(fit), fit, torch.full_like(fit, float("inf"))).argmin(1)
+            z1 = starts.z.detach().view(len(idx), m, *starts.z.shape[1:])[torch.arange(len(idx)), best]
+    code = LatentCode(run.G, z1, c)
+    if run.loop(code, y, o.steps - s1, lambda t: lrs(t, s1), step0=step0 + s1, operator=op):
+        return step0 + o.steps
+    if _refinable(run, o):
+        _refine(run, code.z.detach().clone(), y, op, c, step0 + o.steps)
+    return step0 + o.steps + o.refine_steps
 
 
 def _refinable(run, o) -> bool:
@@ -345,9 +361,9 @@ def _refinable(run, o) -> bool:
             and run.G.latent_shape and int(torch.tensor(run.G.latent_shape).prod()) <= o.refine_max_dim)
 
 
-def _refine(run: _Run, z, step0: int) -> None:
-    """Levenberg-Marquardt polish from the best codes; every evaluation is tracked like a step."""
-    G, c = run.G, run.c
+def _refine(run: _Run, z, y, op, c, step0: int) -> None:
+    """Levenberg-Marquardt polish from codes ``z``; every evaluation is tracked like a step."""
+    G = run.G
 
     def on_step(t, fit, ok, z_now):
         image = G(z_now, c)
@@ -357,7 +373,10 @@ def _refine(run: _Run, z, step0: int) -> None:
         run.stopped = any(bool(cb(state)) for cb in run.callbacks)
         return run.stopped
 
-    levenberg_marquardt(lambda zz: run.operator(G(zz, c)), z, run.y, run.opts.refine_steps, on_step=on_step)
+    def f(zz, idx):
+        return _Subset(op, idx, len(y))(G(zz, None if c is None else c.index_select(0, idx)))
+
+    levenberg_marquardt(f, z, y, run.opts.refine_steps, on_step=on_step)
 
 
 def _run_mgan(run: _Run):

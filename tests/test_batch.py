@@ -93,6 +93,21 @@ def test_observations_without_truth_and_errors_recorded(tmp_path):
     check_complete(tmp_path / "out", 4)
 
 
+@pytest.mark.parametrize("change,needle", [
+    (dict(task=TaskOptions("superres", factor=2)), "task.task 'colorize' -> 'superres'"),
+    (dict(seed=5), "seed 0 -> 5"),
+    (dict(prior="priors.mlp:tiny"), "prior 'priors.dcgan:tiny' -> 'priors.mlp:tiny'"),
+])
+def test_resuming_with_other_problem_options_is_refused(tmp_path, change, needle):
+    make_inputs(tmp_path / "in", 2)
+    assert run_batch(config(tmp_path))["ok"] == 2
+    with pytest.raises(InputError, match="holds a run with other options") as err:
+        run_batch(config(tmp_path, **change))
+    assert needle in str(err.value) and "new --output-dir" in str(err.value)
+    again = run_batch(config(tmp_path, steps=3, batch_size=1, method="mgan"))  # solver knobs may change
+    assert again["skipped"] == 2 and again["solved"] == 0
+
+
 def test_partial_line_and_stale_shards_are_repaired(tmp_path):
     make_inputs(tmp_path / "in", 4)
     out = tmp_path / "out"

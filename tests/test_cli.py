@@ -152,6 +152,19 @@ def test_offline_missing_weights_is_one_line(capsys, tmp_path, photo, monkeypatc
     assert_one_line_error(rc, err, "GANRESTORE_OFFLINE", "dcgan-digiface64")
 
 
+def test_warnings_route_as_one_line_but_hide_torch_internal_deprecations(capsys, monkeypatch):
+    import warnings
+    from restore import cli
+
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # restored after the test
+    cli._route_warnings(quiet=False)
+    torch_file = str(Path(torch.__file__).parent / "jit" / "_script.py")
+    warnings.showwarning("`torch.jit.script` is deprecated.", FutureWarning, torch_file, 1)
+    warnings.showwarning("old   option\n used", FutureWarning, "/somewhere/else.py", 1)
+    warnings.showwarning("weights checksum note", UserWarning, torch_file, 1)
+    assert capsys.readouterr().err.splitlines() == ["warning: old option used", "warning: weights checksum note"]
+
+
 def test_python_spec_must_give_a_generator(capsys, tmp_path, photo):
     rc, _, err = run(capsys, "colorize", photo, "--prior", "torch.nn:Identity", "--quiet")
     assert_one_line_error(rc, err, "priors.Generator", "priors.wrap")

@@ -115,6 +115,19 @@ def test_save_is_atomic_on_failure(tmp_path, monkeypatch):
     assert sorted(os.listdir(tmp_path)) == ["out.png"]
 
 
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_saved_files_get_umask_permissions_not_mkstemp_private(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = save_image(torch.zeros(1, 3, 4, 4), tmp_path / "out.png")
+        assert path.stat().st_mode & 0o777 == 0o644
+        os.chmod(path, 0o640)  # an existing file keeps its mode when replaced
+        save_image(torch.ones(1, 3, 4, 4), path)
+        assert path.stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(old)
+
+
 def test_save_bad_inputs(tmp_path):
     with pytest.raises(InputError, match="unknown image suffix"):
         save_image(torch.zeros(1, 3, 4, 4), tmp_path / "x.xyz")

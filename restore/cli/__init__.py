@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 import traceback
 import warnings
+from pathlib import Path
 from typing import Optional, Sequence
 
 from .parser import build_parser
@@ -53,10 +54,19 @@ def _models(args) -> int:
     return 0
 
 
+def _internal_deprecation(category, filename: str) -> bool:
+    """A deprecation notice about torch's own internals (e.g. ``torch.jit.script`` used by
+    ``torch.func``): nothing a user of the command line can act on."""
+    if issubclass(category, DeprecationWarning):
+        return True
+    import torch
+    return issubclass(category, FutureWarning) and str(filename).startswith(str(Path(torch.__file__).parent))
+
+
 def _route_warnings(quiet: bool) -> None:
     """Python warnings (e.g. from the registry) as one ``warning:`` line each on stderr."""
     def show(message, category, filename, lineno, file=None, line=None):
-        if not quiet and not issubclass(category, DeprecationWarning):
+        if not quiet and not _internal_deprecation(category, filename):
             text = " ".join(str(message).split())
             sys.stderr.write(text if text.startswith("warning") else f"warning: {text}")
             sys.stderr.write("\n")
