@@ -140,6 +140,26 @@ def test_user_errors_are_one_line(capsys, tmp_path, photo, argv, needles):
     assert not (tmp_path / "out.xyz").exists() and not (tmp_path / "y.png").exists()
 
 
+@pytest.mark.parametrize("argv,needles", [
+    (["inpaint", "{photo}", "--truth", "{tmp}/missing.png"], ["missing.png", "not found"]),
+    (["degrade", "{photo}", "--task", "superres", "--noise-sigma", "-1", "-o", "{tmp}/y.png"], ["--noise-sigma"]),
+    (["degrade", "{photo}", "--task", "cs", "--m", "999999", "-o", "{tmp}/y.npz"], ["--m"]),
+])
+def test_user_error_after_a_resize_warning_is_still_one_line(capsys, tmp_path, photo, argv, needles):
+    """Without --quiet: the resize warning of an input read before the error is not printed."""
+    argv = [a.format(tmp=tmp_path, photo=photo) for a in argv] + ["--prior", "priors.dcgan:tiny"]
+    rc, _, err = run(capsys, *argv)
+    assert_one_line_error(rc, err, *needles)
+    assert "warning" not in err and not (tmp_path / "y.png").exists() and not (tmp_path / "y.npz").exists()
+
+
+def test_warnings_still_show_on_success(capsys, tmp_path, photo):
+    rc, _, err = run(capsys, "degrade", photo, "--task", "colorize", "--prior", "priors.dcgan:tiny",
+                     "-o", tmp_path / "g.png")
+    assert rc == 0 and err.splitlines() == ["warning: photo.png is 40x30; resized to 16x16 (centre crop 30x30) "
+                                            "(use --fit error to refuse)"]
+
+
 def test_debug_shows_the_traceback(capsys, tmp_path):
     rc, _, err = run(capsys, "inpaint", tmp_path / "missing.png", "--debug")
     assert rc == 1 and "Traceback" in err and err.strip().splitlines()[-1].startswith("ganrestore inpaint: error:")

@@ -361,3 +361,13 @@ def test_checkpoint_mismatch_is_a_clear_error(tmp_path):
         priors.load(tmp_path / "bad.pth", family="dcgan")
     with pytest.raises(ValueError, match="Linear"):
         priors.load(tmp_path / "bad.pth", family="mlp")
+
+
+@pytest.mark.parametrize("module", ["priors.base", "priors.registry"])
+def test_docstring_examples_run(module):
+    """The documented examples (``priors.wrap``'s bring-your-own-generator one among them) run."""
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

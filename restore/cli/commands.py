@@ -53,13 +53,14 @@ def run_restore(args, task: str) -> int:
     """Restore one observation; writes the output image (and figure), prints a summary."""
     from ..solve import solve
 
-    console = Console(args.quiet, args.json)
+    console = Console(args.quiet, args.json, hold=True)
     device = resolve_device(args.device)
     out = _default_output(args, task)
     _check_writable_suffix(out, args.compare)
     G = load_prior(args.prior, args.family, device, progress=console.progress)
     y, op = _observation(args, task, G, console)
     truth = _truth(args, G, console)
+    console.flush()  # inputs read and checked: show the warnings before the long solve
     t0 = time.perf_counter()
     result = solve(y.to(device), op.to(device), G, device=device, **solve_kwargs(args, console))
     seconds = time.perf_counter() - t0
@@ -111,7 +112,7 @@ def _degrade_target(args, console: Console) -> Tuple[torch.Tensor, Tuple[int, in
 
 def run_degrade(args) -> int:
     """Write an observation (``.npz`` with its operator, or an image) made from a clean image."""
-    console = Console(args.quiet, args.json)
+    console = Console(args.quiet, args.json, hold=True)
     out = Path(args.output)
     image_out = out.suffix.lower() != ".npz"
     if image_out:
@@ -121,6 +122,7 @@ def run_degrade(args) -> int:
     x, shape = _degrade_target(args, console)
     op = build_operator(task_options(args, args.task), shape, seed=args.seed, fit=args.fit, warn=console.warn)
     y = simulate(op, x, args.noise_sigma, args.seed)
+    console.flush()
     written = [out]
     if image_out:
         save_image(y.clamp(0, 1), out)

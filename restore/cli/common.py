@@ -21,11 +21,15 @@ _PY_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 class Console:
     """Routes output: info lines to stdout (unless ``--quiet`` or ``--json``), warnings to
-    stderr (unless ``--quiet``; always collected for the JSON report), and the one JSON object."""
+    stderr (unless ``--quiet``; always collected for the JSON report), and the one JSON object.
 
-    def __init__(self, quiet: bool = False, as_json: bool = False) -> None:
+    With ``hold=True`` warnings wait for :meth:`flush` (called once the inputs are all read and
+    checked), so a user error found while reading them is the only line on stderr."""
+
+    def __init__(self, quiet: bool = False, as_json: bool = False, hold: bool = False) -> None:
         self.quiet, self.as_json = quiet, as_json
         self.warnings: list = []
+        self._held: Optional[list] = [] if hold else None
 
     @property
     def progress(self) -> bool:
@@ -38,8 +42,19 @@ class Console:
 
     def warn(self, msg: str) -> None:
         self.warnings.append(msg)
-        if not self.quiet:
-            print(msg if msg.startswith("warning") else f"warning: {msg}", file=sys.stderr, flush=True)
+        if self.quiet:
+            return
+        line = msg if msg.startswith("warning") else f"warning: {msg}"
+        if self._held is not None:
+            self._held.append(line)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def flush(self) -> None:
+        """Print the held warnings and stop holding."""
+        held, self._held = self._held or [], None
+        for line in held:
+            print(line, file=sys.stderr, flush=True)
 
     def report(self, obj: dict) -> None:
         if self.as_json:
