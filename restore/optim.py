@@ -97,5 +97,5 @@ def grad_finite_rows(params: List[torch.Tensor], batch: int) -> torch.Tensor:
     ok = torch.ones(batch, dtype=torch.bool, device=params[0].device)
     for p in params:
         if p.grad is not None:
-            ok &= torch.isfinite(p.grad).flatten(1).all(1)
+            ok &= torch.isfinite(p.grad).reshape(batch, -1).all(1)
     return ok

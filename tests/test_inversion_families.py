@@ -40,15 +40,6 @@ OPERATORS = ("mask", "down", "cs")
 B = 2            # observations per solve
 FAST = dict(n_init=16, init_chunk=16, progress=False)
 
-# restore/optim.py grad_finite_rows flattens each stacked gradient with .flatten(1); BigGAN-PyTorch
-# has a scalar parameter (attention gamma), stacked per sample as (B,), so DGP crashes as soon as the
-# block holding it is unfrozen.
-SCALAR_PARAM_BUG = pytest.mark.xfail(
-    strict=True, raises=IndexError,
-    reason="restore.optim.grad_finite_rows: .flatten(1) on the (B,) gradient of a scalar parameter "
-           "(BigGAN-PyTorch attention gamma) raises IndexError in DGP")
-
-
 def _prior(variant: str):
     """``(G, G_space, c)``: a fresh tiny generator, its view in the variant's latent space and
     class ids ``(B,)`` (None when unconditional)."""
@@ -124,10 +115,6 @@ def _split_cases():
     return [pytest.param(v, k, id=f"{v}-split{k}") for v, (f, _) in VARIANTS.items() for k in range(N_BLOCKS[f] + 1)]
 
 
-def _dgp_param(v):
-    return pytest.param(v, marks=SCALAR_PARAM_BUG) if v == "biggan-pytorch" else v
-
-
 # ----------------------------------------------------------------------------- latent
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_latent_inverts(variant):
@@ -185,7 +172,7 @@ def test_mgan_codes_run_as_one_batch(variant):
 
 
 # ----------------------------------------------------------------------------- dgp
-@pytest.mark.parametrize("variant", [_dgp_param(v) for v in VARIANTS])
+@pytest.mark.parametrize("variant", [v for v in VARIANTS])
 def test_dgp_unfreezes_first_to_last(variant):
     G, Gs, c = _prior(variant)
     n = len(G.blocks)
@@ -225,7 +212,7 @@ def test_dgp_unfreezes_first_to_last(variant):
 
 # ----------------------------------------------------------------------------- reproducibility
 def _method_cases(variants, methods):
-    return [pytest.param(v, m, id=f"{v}-{m}", marks=SCALAR_PARAM_BUG if (v, m) == ("biggan-pytorch", "dgp") else ())
+    return [pytest.param(v, m, id=f"{v}-{m}")
             for v in variants for m in methods]
 
 
