@@ -49,6 +49,12 @@ def _candidates(path=None):
     found = []
     if os.environ.get("GANRESTORE_SQUEEZENET"):
         found.append(Path(os.environ["GANRESTORE_SQUEEZENET"]))
+    try:  # the model registry's cache folder (never fetched from here: no download)
+        from priors.registry import cache_dir  # noqa: WPS433
+
+        found.append(cache_dir() / "lpips" / _SQUEEZE_FILE)
+    except ImportError:  # pragma: no cover - registry absent
+        pass
     here = Path(__file__).resolve().parents[1]
     found += [here.parent / "shared" / "weights" / _SQUEEZE_FILE, here / "shared" / "weights" / _SQUEEZE_FILE]
     return found
@@ -57,7 +63,8 @@ def _candidates(path=None):
 def squeezenet_weights(path=None, check_sha256: bool = True) -> dict:
     """The ImageNet SqueezeNet 1.1 ``features`` state dict for LPIPS, read from a local file.
 
-    Looks at ``path``, ``$GANRESTORE_SQUEEZENET``, the model registry's cache, then
+    Looks at ``path``, ``$GANRESTORE_SQUEEZENET``, the model registry's cache
+    (``<cache_dir>/lpips/squeezenet1_1-features.pth``), then
     ``../shared/weights/squeezenet1_1-features.pth``; never downloads. Raises
     ``FileNotFoundError`` listing where it looked, ``ValueError`` on a checksum mismatch.
     """

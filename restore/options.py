@@ -9,7 +9,7 @@ Example::
     >>> opts = resolve("latent", preset="fast", steps=50, lr=0.05)
     >>> opts.steps, opts.lr
     (50, 0.05)
-    >>> resolve("latent", colour=1)
+    >>> resolve("latent", colour=1)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     TypeError: unknown option(s) ['colour'] for method 'latent'; valid options: ...
@@ -95,7 +95,7 @@ class MganOptions(_Common):
     """Multi-code GAN prior (Gu et al. 2020).
 
     n_codes: codes per sample; split: the block index ``k`` where their features mix
-        (``None``: half the generator's blocks, rounded down, at least 1).
+        (``None``: :func:`priors.multi_code.default_split`, a third of the blocks, at least 1).
     lr, lr_importance: peak rates for codes and for the per-code, per-channel importance.
     init_importance: ``"best"`` (all weight on the best initial code) or ``"uniform"`` (1/N).
     penalty: latent-prior penalty weight, as for ``latent``.
@@ -103,7 +103,7 @@ class MganOptions(_Common):
 
     n_codes: int = 20
     split: Optional[int] = None
-    lr: float = 0.05
+    lr: float = 0.1
     lr_importance: float = 0.01
     lr_rampup: float = 0.05
     lr_rampdown: float = 0.3
@@ -112,8 +112,8 @@ class MganOptions(_Common):
 
 
 def _default_stages() -> Tuple[Stage, ...]:
-    return (Stage(250, 0.1, 0.0, 0), Stage(100, 0.02, 2e-4, 1), Stage(100, 0.02, 2e-4, 2),
-            Stage(100, 0.01, 1e-4, 3), Stage(150, 0.01, 1e-4, 5))
+    return (Stage(300, 0.1, 0.0, 0), Stage(60, 0.02, 2e-4, 1), Stage(60, 0.02, 2e-4, 2),
+            Stage(60, 0.01, 1e-4, 3), Stage(60, 0.01, 1e-4, 5))
 
 
 @dataclass(frozen=True)
@@ -160,8 +160,8 @@ PRESETS = {
 
 
 def _check_values(opts) -> None:
-    if opts.steps < 0:
-        raise ValueError(f"steps must be >= 0, got {opts.steps}")
+    if opts.steps < 1:
+        raise ValueError(f"steps must be >= 1 (for dgp: the stages' total), got {opts.steps}")
     if opts.n_init < 1 or opts.init_chunk < 1:
         raise ValueError(f"n_init and init_chunk must be >= 1, got {opts.n_init}, {opts.init_chunk}")
     if isinstance(opts, LatentOptions) and not 1 <= opts.n_starts <= opts.n_init:

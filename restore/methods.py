@@ -1,0 +1,246 @@
+"""The three inversion methods over the one loop: initial codes by data fit, parallel starts,
+restarts, Levenberg-Marquardt polish (latent); multi-code mixing (mgan); staged fine-tuning (dgp).
+
+Helpers here also let per-sample operators (one mask per sample) serve sub-batches and repeated
+batches, so that every sample is solved independently of its batch mates.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence
+
+import torch
+
+from priors.dgp import DeepPrior
+from priors.latent_code import LatentCode
+from priors.multi_code import MultiCode, default_split
+
+from .losses import mse
+from .loop import StepState, Tracker, optimize
+from .optim import ramp_lr
+from .refine import levenberg_marquardt
+
+__all__ = ["RUNNERS", "Run"]
+
+
+def _per_sample(operator) -> bool:
+    """Whether ``operator`` holds one setting per sample (then it only takes batches of that size)."""
+    return getattr(operator, "batch_size", None) is not None
+
+
+class _Repeated:
+    """Apply a (possibly per-sample) operator to ``(B * m, ...)`` images, ``m`` rows per sample."""
+
+    def __init__(self, operator, m: int):
+        self.operator, self.m = operator, m
+
+    def __call__(self, x):
+        parts = x.unflatten(0, (-1, self.m)).unbind(1)
+        return torch.stack([self.operator(p) for p in parts], 1).flatten(0, 1)
+
+
+def _scores(operator, images, yf):
+    """``(B, k)`` squared distances (up to a per-sample constant) of ``A(images)`` to ``y``."""
+    if not _per_sample(operator):
+        ax = operator(images).flatten(1).double()
+        return (ax * ax).sum(1)[None] - 2 * yf @ ax.T
+    cols = []
+    for img in images:  # a per-sample operator sees each candidate once per sample
+        ax = operator(img.expand(yf.shape[0], *img.shape)).flatten(1).double()
+        cols.append((ax * ax).sum(1) - 2 * (ax * yf).sum(1))
+    return torch.stack(cols, 1)
+
+
+@torch.no_grad()
+def _init_pool(G, y, operator, n, chunk, seed, c):
+    """``n`` seeded latents and, per sample, their order by data fit (MSE of ``A(G(z))`` to
+    ``y``): returns ``pool (n, *latent_shape)``, ``order (B, n)`` (best first)."""
+    pool = G.sample_latents(n, seed=seed, device=y.device)
+    yf = y.flatten(1).double()
+    scores = []
+    for part in pool.split(chunk):
+        if c is None:
+            scores.append(_scores(operator, G(part), yf))
+        else:  # conditional: each sample renders the candidates with its own class
+            rows = [_scores(_Row(operator, b), G(part, c[b:b + 1].expand(len(part), *c.shape[1:])), yf[b:b + 1])
+                    for b in range(y.shape[0])]
+            scores.append(torch.cat(rows))
+    return pool, torch.cat(scores, 1).argsort(1)
+
+
+class _Row:
+    """Sample ``b``'s view of an operator, for batches of candidates (per-sample operators are
+    applied to a full batch and row ``b`` is kept)."""
+
+    def __init__(self, operator, b: int):
+        self.operator, self.b, self.batch_size = operator, b, None
+        self.per = _per_sample(operator)
+
+    def __call__(self, x):
+        if not self.per:
+            return self.operator(x)
+        n = self.operator.batch_size
+        return torch.stack([self.operator(img.expand(n, *img.shape))[self.b] for img in x])
+
+
+# ----------------------------------------------------------------------------- methods
+@dataclass
+class Run:
+    G: Any
+    y: torch.Tensor
+    operator: Callable
+    loss_fn: Callable
+    opts: Any
+    tracker: Tracker
+    callbacks: Sequence[Callable]
+    bar: Any
+    seed: int
+    c: Optional[torch.Tensor]
+
+    stopped: bool = False
+
+    def loop(self, param, y, steps, lrs_at, on_step=None, operator=None) -> bool:
+        self.stopped = optimize(param, y, operator or self.operator, self.loss_fn, steps=steps, lrs_at=lrs_at, betas=self.opts.betas,
+                     penalty=self.opts.penalty, tracker=self.tracker, callbacks=self.callbacks, bar=self.bar,
+                     on_step=on_step)
+        return self.stopped
+
+    def pool(self):
+        o = self.opts
+        return _init_pool(self.G, self.y, self.operator, o.n_init, o.init_chunk, self.seed, self.c)
+
+
+class _Subset:
+    """An operator seen by the samples ``idx`` of a batch of ``B`` (per-sample operators get the
+    full batch, zero-padded)."""
+
+    def __init__(self, operator, idx: torch.Tensor, batch: int):
+        self.operator, self.idx, self.batch = operator, idx, batch
+        self.batch_size = len(idx) if _per_sample(operator) else None
+
+    def __call__(self, x):
+        if not _per_sample(self.operator) or len(self.idx) == self.batch:
+            return self.operator(x)
+        full = x.new_zeros((self.batch, *x.shape[1:]))
+        full = full.index_copy(0, self.idx, x)
+        return self.operator(full).index_select(0, self.idx)
+
+
+def _run_latent(run: Run):
+    """Attempts: parallel starts, Adam, LM polish; samples still above ``restart_above`` try again
+    from their next-best initial codes, up to ``restarts`` times."""
+    o, B = run.opts, run.y.shape[0]
+    pool, order = run.pool()
+    todo = torch.arange(B, device=run.y.device)
+    m = o.n_starts
+    for attempt in range(1 + o.restarts):
+        first = min(attempt * m, order.shape[1] - m)
+        _attempt(run, pool, order[todo, first:first + m], todo)
+        if run.stopped:
+            break
+        todo = todo[run.tracker.best_loss[todo] > o.restart_above]
+        if len(todo) == 0:
+            break
+        run.bar.total = (run.bar.total or 0) + o.steps + (o.refine_steps if _refinable(run, o) else 0)
+    run.tracker.sub = None
+    return run.tracker.state, None
+
+
+def _attempt(run: Run, pool, ranks, idx) -> None:
+    """One attempt for samples ``idx`` from candidates ``pool[ranks]`` ``(S, m)``."""
+    o, m = run.opts, ranks.shape[1]
+    y, c = run.y.index_select(0, idx), None if run.c is None else run.c.index_select(0, idx)
+    op = _Subset(run.operator, idx, run.y.shape[0])
+    lrs = lambda t, off=0: {"latent": ramp_lr((t + off) / max(1, o.steps), o.lr, o.lr_rampup, o.lr_rampdown)}  # noqa
+    s1 = int(o.steps * o.select_at) if m > 1 else 0
+    run.tracker.sub = None if len(idx) == run.y.shape[0] else idx
+    z1 = pool[ranks[:, 0]]
+    if s1 > 0:  # parallel starts, then keep each sample's best
+        starts = LatentCode(run.G, pool[ranks].flatten(0, 1), None if c is None else c.repeat_interleave(m, 0))
+        run.tracker.group = m
+        stopped = run.loop(starts, y.repeat_interleave(m, 0), s1, lrs, operator=_Repeated(op, m))
+        run.tracker.group = 1
+        if stopped:
+            return
+        with torch.no_grad():
+            fit = run.loss_fn(_Repeated(op, m)(starts()), y.repeat_interleave(m, 0)).view(-1, m)
+            best = torch.where(torch.isfinite(fit), fit, torch.full_like(fit, float("inf"))).argmin(1)
+            z1 = starts.z.detach().view(len(idx), m, *starts.z.shape[1:])[torch.arange(len(idx)), best]
+    code = LatentCode(run.G, z1, c)
+    if run.loop(code, y, o.steps - s1, lambda t: lrs(t, s1), operator=op):
+        return
+    if _refinable(run, o):
+        _refine(run, code.z.detach().clone(), y, op, c)
+
+
+def _refinable(run, o) -> bool:
+    return (o.refine_steps > 0 and o.penalty == 0 and run.loss_fn is mse
+            and run.G.latent_shape and int(torch.tensor(run.G.latent_shape).prod()) <= o.refine_max_dim)
+
+
+def _refine(run: Run, z, y, op, c) -> None:
+    """Levenberg-Marquardt polish from codes ``z``; every evaluation is tracked like a step."""
+    G = run.G
+
+    def on_step(t, fit, ok, z_now):
+        image = G(z_now, c)
+        cur_fit, cur_image, step = run.tracker.update(fit, ok, image, {"z": z_now})
+        run.bar.update(1)
+        state = StepState(step, cur_fit, cur_image)
+        run.stopped = any(bool(cb(state)) for cb in run.callbacks)
+        return run.stopped
+
+    def f(zz, idx):
+        return _Subset(op, idx, len(y))(G(zz, None if c is None else c.index_select(0, idx)))
+
+    levenberg_marquardt(f, z, y, run.opts.refine_steps, on_step=on_step)
+
+
+def _run_mgan(run: Run):
+    o = run.opts
+    pool, order = run.pool()
+    split = o.split if o.split is not None else default_split(run.G)
+    mc = MultiCode(run.G, pool[order[:, :o.n_codes]], split, run.c, o.init_importance)
+    lrs = lambda t: {"latent": ramp_lr(t / max(1, o.steps), o.lr, o.lr_rampup, o.lr_rampdown),  # noqa: E731
+                     "importance": ramp_lr(t / max(1, o.steps), o.lr_importance, o.lr_rampup, o.lr_rampdown)}
+    run.loop(mc, run.y, o.steps, lrs)
+    return run.tracker.state, None
+
+
+def _run_dgp(run: Run):
+    o = run.opts
+    pool, order = run.pool()
+    n_blocks = len(run.G.blocks)
+    dp = DeepPrior(run.G, pool[order[:, 0]], max(s.blocks for s in o.stages), run.c)
+    for st in o.stages:
+        if st.lr_generator > 0:
+            dp.unfreeze(st.blocks)
+        blocks = [i for i, _ in dp.block_names if i < min(st.blocks, n_blocks)]
+
+        def lrs(t, st=st, blocks=blocks):
+            f = ramp_lr(t / max(1, st.steps), 1.0, 0.0, 0.3)
+            return {"latent": st.lr_latent * f, **{f"block{i}": st.lr_generator * f for i in blocks}}
+
+        dp_state = dp.state if o.keep_best_params else (lambda: dp.state(with_params=False))
+        stopped = run.loop(_StateView(dp, dp_state), run.y, st.steps, lrs)
+        if stopped:
+            break
+    state = dict(run.tracker.state)
+    params = {k[len("param:"):]: state.pop(k) for k in list(state) if k.startswith("param:")}
+    if not o.keep_best_params:
+        params = {k: v.detach().clone() for k, v in dp.stacked(touched_only=True).items()}
+    return state, {"params": params, "blocks": sorted(dp.touched)}
+
+
+class _StateView:
+    """A parametrization whose ``state`` is replaced (DGP without best-parameter tracking)."""
+
+    def __init__(self, param, state):
+        self.param, self.state = param, state
+        self.groups, self.penalty = param.groups, param.penalty
+
+    def __call__(self):
+        return self.param()
+
+
+RUNNERS = {"latent": _run_latent, "mgan": _run_mgan, "dgp": _run_dgp}
