@@ -99,9 +99,11 @@ class DeepPrior(nn.Module):
         return out
 
     def state(self, with_params: bool = True) -> dict:
+        """``{"z": (B, ...)}`` plus ``{"param:<name>": (B, ...)}`` of the blocks touched so far
+        (the others still equal the shared generator's)."""
         out = {"z": self.z.detach()}
         if with_params:
-            out.update({f"param:{n}": p.detach() for n, p in self.stacked().items()})
+            out.update({f"param:{n}": p.detach() for n, p in self.stacked(touched_only=True).items()})
         return out
 
     def penalty(self) -> torch.Tensor:

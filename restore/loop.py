@@ -104,7 +104,8 @@ def optimize(param, y, operator, loss_fn, *, steps, lrs_at, betas, penalty, trac
             on_step(t, fit.detach(), ok, opt)
         bar.update(1)
         if step % 10 == 0:
-            bar.set_postfix(loss=f"{float(cur_fit[torch.isfinite(cur_fit)].mean()) if cur_fit.isfinite().any() else float('nan'):.3g}")
+            finite = cur_fit[torch.isfinite(cur_fit)]
+            bar.set_postfix(loss=f"{float(finite.mean()) if len(finite) else float('nan'):.3g}")
         state = StepState(step, cur_fit, cur_image)
         if any(bool(cb(state)) for cb in callbacks):
             return True

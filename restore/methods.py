@@ -100,9 +100,9 @@ class Run:
     stopped: bool = False
 
     def loop(self, param, y, steps, lrs_at, on_step=None, operator=None) -> bool:
-        self.stopped = optimize(param, y, operator or self.operator, self.loss_fn, steps=steps, lrs_at=lrs_at, betas=self.opts.betas,
-                     penalty=self.opts.penalty, tracker=self.tracker, callbacks=self.callbacks, bar=self.bar,
-                     on_step=on_step)
+        self.stopped = optimize(param, y, operator or self.operator, self.loss_fn, steps=steps, lrs_at=lrs_at,
+                                betas=self.opts.betas, penalty=self.opts.penalty, tracker=self.tracker,
+                                callbacks=self.callbacks, bar=self.bar, on_step=on_step)
         return self.stopped
 
     def pool(self):
@@ -128,13 +128,16 @@ class _Subset:
 
 def _run_latent(run: Run):
     """Attempts: parallel starts, Adam, LM polish; samples still above ``restart_above`` try again
-    from their next-best initial codes, up to ``restarts`` times."""
+    from their next-best initial codes, up to ``restarts`` times, with twice the starts each time
+    (only those samples run, so the escalation costs little when most samples are done)."""
     o, B = run.opts, run.y.shape[0]
     pool, order = run.pool()
     todo = torch.arange(B, device=run.y.device)
-    m = o.n_starts
+    used = 0
     for attempt in range(1 + o.restarts):
-        first = min(attempt * m, order.shape[1] - m)
+        m = min(o.n_starts * 2 ** attempt, order.shape[1])  # each retry doubles its parallel starts
+        first = min(used, order.shape[1] - m)
+        used = first + m
         _attempt(run, pool, order[todo, first:first + m], todo)
         if run.stopped:
             break
@@ -225,11 +228,23 @@ def _run_dgp(run: Run):
         stopped = run.loop(_StateView(dp, dp_state), run.y, st.steps, lrs)
         if stopped:
             break
+        if not dp.touched and _refinable(run, o) and _next_tunes(o.stages, st):
+            _refine(run, dp.z.detach().clone(), run.y, run.operator, run.c)  # polish before fine-tuning
+            with torch.no_grad():
+                dp.z.copy_(run.tracker.state["z"])
+            if run.stopped:
+                break
     state = dict(run.tracker.state)
     params = {k[len("param:"):]: state.pop(k) for k in list(state) if k.startswith("param:")}
     if not o.keep_best_params:
         params = {k: v.detach().clone() for k, v in dp.stacked(touched_only=True).items()}
     return state, {"params": params, "blocks": sorted(dp.touched)}
+
+
+def _next_tunes(stages, st) -> bool:
+    """Whether the stage after ``st`` fine-tunes generator blocks."""
+    i = next(k for k, s in enumerate(stages) if s is st)
+    return i + 1 < len(stages) and stages[i + 1].lr_generator > 0 and stages[i + 1].blocks > 0
 
 
 class _StateView:

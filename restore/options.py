@@ -71,7 +71,8 @@ class LatentOptions(_Common):
         for ``select_at`` steps (a fraction of ``steps``), then the best one per sample goes on.
     restarts, restart_above: an attempt is ``steps`` Adam steps (parallel starts first) and the
         polish below; up to ``restarts`` times, the samples whose best data-fit loss is still above
-        ``restart_above`` try again from their next-best initial codes (the others are done).
+        ``restart_above`` try again from their next-best initial codes (the others are done),
+        with twice as many parallel starts at each retry.
     penalty: weight of the latent-prior penalty ``(mean(z**2) - 1)**2`` (0 disables it).
     refine_steps: Levenberg-Marquardt steps after Adam (:mod:`restore.refine`); they run only for
         the MSE loss, without penalty, when the latent has at most ``refine_max_dim`` entries.
@@ -112,8 +113,8 @@ class MganOptions(_Common):
 
 
 def _default_stages() -> Tuple[Stage, ...]:
-    return (Stage(300, 0.1, 0.0, 0), Stage(60, 0.02, 2e-4, 1), Stage(60, 0.02, 2e-4, 2),
-            Stage(60, 0.01, 1e-4, 3), Stage(60, 0.01, 1e-4, 5))
+    return (Stage(300, 0.1, 0.0, 0), Stage(40, 0.02, 2e-4, 1), Stage(40, 0.02, 2e-4, 2),
+            Stage(40, 0.01, 1e-4, 3), Stage(40, 0.01, 1e-4, 5))
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,8 @@ class DgpOptions(_Common):
     stages: a tuple of :class:`Stage`; ``blocks`` larger than the generator has are clipped.
     n_init: 500 candidates by default, as in the paper.
     keep_best_params: keep the fine-tuned weights of the best iterate (else the last ones).
+    refine_steps, refine_max_dim: Levenberg-Marquardt polish of the latent (as for ``latent``)
+        after the latent-only stages, before the first stage that fine-tunes blocks.
     """
 
     n_init: int = 500
@@ -130,6 +133,8 @@ class DgpOptions(_Common):
     stages: Tuple[Stage, ...] = field(default_factory=_default_stages)
     keep_best_params: bool = True
     penalty: float = 0.0
+    refine_steps: int = 20
+    refine_max_dim: int = 512
 
     def __post_init__(self):
         stages = tuple(Stage(**s) if isinstance(s, dict) else s for s in self.stages)
@@ -149,11 +154,11 @@ def _scaled_stages(factor: float) -> Tuple[Stage, ...]:
 PRESETS = {
     "latent": {"fast": LatentOptions(steps=200, n_init=128, n_starts=2, restarts=0, refine_steps=5),
                "default": LatentOptions(),
-               "quality": LatentOptions(steps=800, n_init=512, n_starts=8, restarts=4, refine_steps=15)},
+               "quality": LatentOptions(steps=800, n_init=512, n_starts=8, restarts=4, refine_steps=30)},
     "mgan": {"fast": MganOptions(steps=200, n_codes=10, n_init=128),
              "default": MganOptions(),
              "quality": MganOptions(steps=1500, n_codes=30, n_init=512)},
-    "dgp": {"fast": DgpOptions(n_init=200, stages=_scaled_stages(0.4)),
+    "dgp": {"fast": DgpOptions(n_init=200, stages=_scaled_stages(0.4), refine_steps=5),
             "default": DgpOptions(),
             "quality": DgpOptions(n_init=1000, stages=_scaled_stages(2.0))},
 }

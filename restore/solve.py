@@ -1,7 +1,7 @@
 """``restore.solve``: restore images by inverting a GAN prior, with one optimization loop.
 
-Three methods (:mod:`restore.methods`) share :func:`restore.loop.optimize` (forward, per-sample data-fit loss, backward, per-sample Adam,
-best-iterate tracking, callbacks, progress bar):
+Three methods (:mod:`restore.methods`) share :func:`restore.loop.optimize` (forward, per-sample
+data-fit loss, backward, per-sample Adam, best-iterate tracking, callbacks, progress bar):
 
 * ``"latent"``: one code per sample (:class:`priors.latent_code.LatentCode`);
 * ``"mgan"``: ``N`` codes mixed at a split block (:class:`priors.multi_code.MultiCode`);

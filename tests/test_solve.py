@@ -219,3 +219,19 @@ def test_masked_adam_matches_torch_and_skips_rows():
     before = a.detach().clone()
     ours.step({"x": 0.01}, torch.tensor([True, False, True]))
     assert torch.equal(a[1], before[1]) and not torch.equal(a[0], before[0])
+
+
+@pytest.mark.slow
+def test_real_dcgan_latent_recovers_in_range_targets_exactly():
+    """dcgan-digiface64 (registry; skipped when it cannot be had): CS m=1000 of two in-range
+    targets come back exactly with the default latent preset."""
+    import priors
+
+    try:
+        Gr = priors.load("dcgan-digiface64", progress=False)
+    except Exception as exc:  # noqa: BLE001 - offline without a cached copy
+        pytest.skip(f"dcgan-digiface64 not available: {exc}")
+    x = Gr(Gr.sample_latents(2, seed=1234)).detach()
+    A = CompressedSensing(1000, (3, 64, 64), seed=0)
+    res = restore.solve(A(x), A, Gr, method="latent", seed=0, progress=False)
+    assert torch.all(restore.metrics.psnr(res.image, x) > 40)
