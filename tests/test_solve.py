@@ -222,16 +222,17 @@ def test_masked_adam_matches_torch_and_skips_rows():
 
 
 @pytest.mark.slow
-def test_real_dcgan_latent_recovers_in_range_targets_exactly():
-    """dcgan-digiface64 (registry; skipped when it cannot be had): CS m=1000 of two in-range
-    targets come back exactly with the default latent preset."""
+def test_real_dcgan_latent_recovers_in_range_targets():
+    """dcgan-digiface64 (registry; skipped when it cannot be had): CS m=1000 of four in-range
+    targets with the default latent preset: most come back exactly (> 40 dB; about one target in
+    ten stalls, see benchmarks/results/quality.md), none below 25 dB."""
     import priors
 
     try:
         Gr = priors.load("dcgan-digiface64", progress=False)
     except Exception as exc:  # noqa: BLE001 - offline without a cached copy
         pytest.skip(f"dcgan-digiface64 not available: {exc}")
-    x = Gr(Gr.sample_latents(2, seed=1234)).detach()
+    x = Gr(Gr.sample_latents(4, seed=1234)).detach()
     A = CompressedSensing(1000, (3, 64, 64), seed=0)
-    res = restore.solve(A(x), A, Gr, method="latent", seed=0, progress=False)
-    assert torch.all(restore.metrics.psnr(res.image, x) > 40)
+    psnr = restore.metrics.psnr(restore.solve(A(x), A, Gr, method="latent", seed=0, progress=False).image, x)
+    assert int((psnr > 40).sum()) >= 3 and bool((psnr > 25).all()), psnr
