@@ -24,6 +24,8 @@ Example::
 """
 from __future__ import annotations
 
+import contextlib
+
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
@@ -104,6 +106,28 @@ def _check_inputs(y, operator, prior, c) -> None:
 
 
 
+def _check_finite(y: torch.Tensor) -> None:
+    """Raise ``ValueError`` naming the samples of ``y`` that hold NaN or inf."""
+    finite = torch.isfinite(y.detach()).reshape(y.shape[0], -1).all(1)
+    if not bool(finite.all()):
+        bad = torch.nonzero(~finite).flatten().tolist()
+        raise ValueError(f"y holds NaN or inf values in sample(s) {bad}: observations must be finite "
+                         f"(mask missing entries with the operator instead)")
+
+
+@contextlib.contextmanager
+def _noise_fixed(G, seed: int):
+    """Fix the prior's noise inputs (StyleGAN2) from ``seed`` for the solve, then put back the
+    caller's noise so that ``prior(z)`` renders as before."""
+    saved = [t.detach().clone() for t in G.noise_buffers()] if hasattr(G, "noise_buffers") else None
+    G.set_noise_seed(seed)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            G.set_noise(saved)
+
+
 def _fresh_seed() -> int:
     return int(torch.Generator().seed() % (2 ** 31))
 
@@ -146,13 +170,14 @@ def solve(y: torch.Tensor, operator: Callable, prior, *, method: str = "mgan", s
         prior = prior.to(device)
         c = c.to(device) if isinstance(c, torch.Tensor) else c
     _check_inputs(y, operator, prior, c)
+    _check_finite(y)
     seed = _fresh_seed() if seed is None else int(seed)
     G = prior.in_space(opts.space)
-    G.set_noise_seed(seed)
     loss_fn = build_loss(loss, prior=G, device=y.device)
     tracker = Tracker(y.shape[0])
     total = opts.steps + (getattr(opts, "refine_steps", 0) or 0)
-    with tqdm(total=total, disable=not progress, desc=f"restore[{method}]", leave=False) as bar:
+    with _noise_fixed(G, seed), tqdm(total=total, disable=not progress, desc=f"restore[{method}]",
+                                     leave=False) as bar:
         run = Run(G, y.detach(), operator, loss_fn, opts, tracker, tuple(callbacks), bar, seed, c)
         state, finetuned = RUNNERS[method](run)
     history = torch.stack(tracker.history) if tracker.history else torch.zeros(0, y.shape[0])

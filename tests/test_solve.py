@@ -236,3 +236,15 @@ def test_real_dcgan_latent_recovers_in_range_targets():
     A = CompressedSensing(1000, (3, 64, 64), seed=0)
     psnr = restore.metrics.psnr(restore.solve(A(x), A, Gr, method="latent", seed=0, progress=False).image, x)
     assert int((psnr > 40).sum()) >= 3 and bool((psnr > 25).all()), psnr
+
+
+def test_nan_in_observation_is_refused_before_any_work():
+    from torch import nn
+
+    import priors
+
+    G = priors.wrap(nn.Sequential(nn.Linear(4, 12), nn.Tanh(), nn.Unflatten(1, (3, 2, 2))), (4,))
+    y = G(G.sample_latents(3, seed=0))
+    y[1, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"NaN or inf values in sample\(s\) \[1\]"):
+        restore.solve(y, lambda x: x, G, method="latent", steps=2, seed=0, progress=False)
