@@ -210,9 +210,8 @@ class Generator(nn.Module):
         dtype = dtype or self._param_dtype()
         return z.to(device=device or self._param_device(), dtype=dtype)
 
-    def finetunable_copy(self) -> "Generator":
-        """A deep copy whose parameters require grad (still in eval mode: batch-norm statistics
-        stay frozen); the shared frozen generator is untouched. The discriminator is not copied."""
+    def copy_sharing_discriminator(self) -> "Generator":
+        """A deep copy of the generator whose ``discriminator`` is this one's (not copied)."""
         disc = self.discriminator
         self.discriminator = None
         try:
@@ -220,11 +219,17 @@ class Generator(nn.Module):
         finally:
             self.discriminator = disc
         clone.discriminator = disc
+        return clone
+
+    def finetunable_copy(self) -> "Generator":
+        """A deep copy whose parameters require grad (still in eval mode: batch-norm statistics
+        stay frozen); the shared frozen generator is untouched. The discriminator is not copied."""
+        clone = self.copy_sharing_discriminator()
         clone.eval()
         for p in clone.parameters():
             p.requires_grad_(True)
-        if disc is not None:
-            disc.requires_grad_(False)
+        if clone.discriminator is not None:
+            clone.discriminator.requires_grad_(False)
         return clone
 
     # ------------------------------------------------------------------ optional capabilities

@@ -21,7 +21,6 @@ Example::
 """
 from __future__ import annotations
 
-import copy
 
 import torch
 from torch import nn
@@ -120,13 +119,7 @@ class DeepPrior(nn.Module):
 
 def load_finetuned(generator, params: dict, b: int):
     """A frozen copy of ``generator`` with sample ``b``'s rows of ``params`` ``{name: (B, ...)}``."""
-    disc = generator.discriminator
-    generator.discriminator = None
-    try:
-        clone = copy.deepcopy(generator)
-    finally:
-        generator.discriminator = disc
-    clone.discriminator = disc
+    clone = generator.copy_sharing_discriminator()
     own = dict(clone.named_parameters())
     with torch.no_grad():
         for n, p in params.items():
