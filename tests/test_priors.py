@@ -278,6 +278,16 @@ def test_omniart_reproduces_reference():
 
 
 # --------------------------------------------------------------------- layouts read from shapes
+def _fill_random(net: nn.Module, seed: int) -> nn.Module:
+    """Seeded random weights (positive running variances), in place; returns ``net``."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in net.state_dict().items():
+            if t.is_floating_point():
+                t.copy_(torch.rand(t.shape, generator=gen) + 0.5 if "var" in name else 0.2 * torch.randn(t.shape, generator=gen))
+    return net
+
+
 def _tutorial_generator(nz, ngf, nc, n_stages, bias=False, dropout=False, seed=0):
     """A DCGAN-tutorial ``nn.Sequential`` (any size), with random weights and BN statistics."""
     layers, cin = [], nz
@@ -290,12 +300,7 @@ def _tutorial_generator(nz, ngf, nc, n_stages, bias=False, dropout=False, seed=0
             layers.append(nn.Dropout(0.2))
         cin = cout
     net = nn.Sequential(*layers).eval()
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in net.state_dict().items():
-            if t.is_floating_point():
-                t.copy_(torch.rand(t.shape, generator=gen) + 0.5 if "var" in name else 0.2 * torch.randn(t.shape, generator=gen))
-    return net
+    return _fill_random(net, seed)
 
 
 def _tutorial_discriminator(nc, ndf, n_stages, seed=1):
@@ -305,12 +310,7 @@ def _tutorial_discriminator(nc, ndf, n_stages, seed=1):
         layers += ([nn.BatchNorm2d(ndf * 2 ** j)] if j else []) + [nn.LeakyReLU(0.2)]
         cin = ndf * 2 ** j
     net = nn.Sequential(*layers, nn.Conv2d(cin, 1, 4, 1, 0, bias=False), nn.Sigmoid()).eval()
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in net.state_dict().items():
-            if t.is_floating_point():
-                t.copy_(torch.rand(t.shape, generator=gen) + 0.5 if "var" in name else 0.2 * torch.randn(t.shape, generator=gen))
-    return net
+    return _fill_random(net, seed)
 
 
 @pytest.mark.parametrize("nz,ngf,n_stages,bias,layout", [
