@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
+from .class_vector import class_group, class_state, resolve_class
 from .latent_code import latent_penalty
 
 __all__ = ["DeepPrior", "block_parameter_names"]
@@ -51,7 +52,9 @@ class DeepPrior(nn.Module):
         generator: a frozen :class:`priors.Generator` (shared, not modified).
         z: initial latents ``(B, *latent_shape)``.
         blocks: how many leading blocks may be fine-tuned (the largest stage's ``blocks``).
-        c: class labels or None.
+        c: class labels (``(B,)`` ids or ``(B, n_classes)``) or None; or a
+            :class:`priors.class_vector.ClassVector`, optimized jointly (group and state ``"class"``;
+            its per-sample probabilities enter the batched forward like the latent).
     """
 
     def __init__(self, generator, z: torch.Tensor, blocks: int, c=None):
@@ -80,7 +83,7 @@ class DeepPrior(nn.Module):
         return {n: p for n, p in zip(self.names, self.params) if n in allowed}
 
     def forward(self) -> torch.Tensor:
-        G, c = self.generator, self.c
+        G, c = self.generator, resolve_class(self.c)
 
         def one(params, z, cb):
             return functional_call(G, params, (z.unsqueeze(0), None if cb is None else cb.unsqueeze(0)))[0]
@@ -91,16 +94,17 @@ class DeepPrior(nn.Module):
         return vmap(one, in_dims=(0, 0, None if c is None else 0))(params, self.z, c)
 
     def groups(self) -> dict:
-        out = {"latent": [self.z]}
+        out = {"latent": [self.z], **class_group(self.c)}
         by_name = self.stacked()
         for i, names in self.block_names:
             out[f"block{i}"] = [by_name[n] for n in names]
         return out
 
     def state(self, with_params: bool = True) -> dict:
-        """``{"z": (B, ...)}`` plus ``{"param:<name>": (B, ...)}`` of the blocks touched so far
-        (the others still equal the shared generator's)."""
-        out = {"z": self.z.detach()}
+        """``{"z": (B, ...)}`` (and ``"class"`` ``(B, n_classes)`` with a class vector) plus
+        ``{"param:<name>": (B, ...)}`` of the blocks touched so far (the others still equal the
+        shared generator's)."""
+        out = {"z": self.z.detach(), **class_state(self.c)}
         if with_params:
             out.update({f"param:{n}": p.detach() for n, p in self.stacked(touched_only=True).items()})
         return out

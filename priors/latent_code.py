@@ -23,6 +23,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .class_vector import class_group, class_state, resolve_class
+
 __all__ = ["LatentCode", "latent_penalty"]
 
 
@@ -38,7 +40,9 @@ class LatentCode(nn.Module):
     Args:
         generator: a :class:`priors.Generator` (not modified).
         z: initial codes ``(B, *generator.latent_shape)``; copied.
-        c: class labels for a conditional generator (``(B,)`` ids or ``(B, n_classes)``), else None.
+        c: class labels for a conditional generator (``(B,)`` ids or ``(B, n_classes)``), else None;
+            or a :class:`priors.class_vector.ClassVector` ``(B, n_classes)``, optimized jointly (group
+            ``"class"``; its probabilities are the state ``"class"``).
     """
 
     def __init__(self, generator, z: torch.Tensor, c=None):
@@ -51,13 +55,13 @@ class LatentCode(nn.Module):
         self.c = c
 
     def forward(self) -> torch.Tensor:
-        return self.generator(self.z, self.c)
+        return self.generator(self.z, resolve_class(self.c))
 
     def groups(self) -> dict:
-        return {"latent": [self.z]}
+        return {"latent": [self.z], **class_group(self.c)}
 
     def state(self) -> dict:
-        return {"z": self.z.detach()}
+        return {"z": self.z.detach(), **class_state(self.c)}
 
     def penalty(self) -> torch.Tensor:
         return latent_penalty(self.z)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .class_vector import class_group, class_state, resolve_class
 from .latent_code import latent_penalty
 
 __all__ = ["MultiCode", "default_split"]
@@ -44,7 +45,9 @@ class MultiCode(nn.Module):
         generator: a :class:`priors.Generator` (not modified).
         z: initial codes ``(B, N, *latent_shape)``.
         split: the block index ``k`` (0..len(blocks)) where features mix.
-        c: class labels (``(B,)`` or ``(B, n_classes)``) or None.
+        c: class labels (``(B,)`` or ``(B, n_classes)``) or None; or a
+            :class:`priors.class_vector.ClassVector` optimized jointly (group and state ``"class"``),
+            one class vector per sample shared by its ``N`` codes.
         importance: ``"best"`` (weight 1 on code 0, 0 elsewhere: starts at ``G(z[:, 0])``) or
             ``"uniform"`` (``1/N`` each).
     """
@@ -59,7 +62,8 @@ class MultiCode(nn.Module):
         self.batch, self.n_codes = z.shape[0], z.shape[1]
         self.z = nn.Parameter(z.detach().clone())
         with torch.no_grad():
-            feat = generator.features(z[:1, 0], split, None if c is None else c[:1])
+            c0 = resolve_class(c)
+            feat = generator.features(z[:1, 0], split, None if c0 is None else c0[:1])
         self.feature_shape = tuple(feat.shape[1:])
         channels = self.feature_shape[0] if self.feature_shape else 1
         if importance == "best":
@@ -72,25 +76,27 @@ class MultiCode(nn.Module):
         self.importance = nn.Parameter(alpha.to(z))
         self.tail = nn.Parameter(z[:, 0].detach().clone()) if generator.needs_latent_in_tail else None
 
-    def _repeat_c(self):
-        if self.c is None:
+    def _repeat_c(self, c):
+        """``c`` ``(B, ...)`` repeated for each code: ``(B * N, ...)`` (None stays None)."""
+        if c is None:
             return None
-        return self.c.repeat_interleave(self.n_codes, dim=0)
+        return c.repeat_interleave(self.n_codes, dim=0)
 
     def forward(self) -> torch.Tensor:
         B, N = self.batch, self.n_codes
-        h = self.generator.features(self.z.flatten(0, 1), self.split, self._repeat_c())
+        c = resolve_class(self.c)
+        h = self.generator.features(self.z.flatten(0, 1), self.split, self._repeat_c(c))
         h = h.view(B, N, *self.feature_shape)
         w = self.importance.view(B, N, -1, *([1] * (len(self.feature_shape) - 1)))
         mixed = (h * w).sum(1)
-        return self.generator.from_features(mixed, self.split, self.c, z=self.tail)
+        return self.generator.from_features(mixed, self.split, c, z=self.tail)
 
     def groups(self) -> dict:
         codes = [self.z] + ([self.tail] if self.tail is not None else [])
-        return {"latent": codes, "importance": [self.importance]}
+        return {"latent": codes, "importance": [self.importance], **class_group(self.c)}
 
     def state(self) -> dict:
-        out = {"codes": self.z.detach(), "importance": self.importance.detach()}
+        out = {"codes": self.z.detach(), "importance": self.importance.detach(), **class_state(self.c)}
         if self.tail is not None:
             out["tail"] = self.tail.detach()
         return out

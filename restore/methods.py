@@ -11,6 +11,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import torch
 
+from priors.class_vector import ClassVector
 from priors.dgp import DeepPrior
 from priors.latent_code import LatentCode
 from priors.multi_code import MultiCode, default_split
@@ -68,6 +69,24 @@ def _init_pool(G, y, operator, n, chunk, seed, c):
     return pool, torch.cat(scores, 1).argsort(1)
 
 
+@torch.no_grad()
+def _init_pool_classes(G, y, operator, n, chunk, seed):
+    """``n`` seeded (latent, class id) pairs, the ids drawn by a ``torch.Generator`` seeded with
+    ``seed``, and per sample their order by data fit: ``pool (n, *latent_shape)``, ``order (B, n)``
+    (best first), ``ids (n,)``. For conditional priors without given classes (``optimize_class``)."""
+    pool = G.sample_latents(n, seed=seed, device=y.device)
+    ids = torch.randint(G.n_classes, (n,), generator=torch.Generator().manual_seed(seed)).to(y.device)
+    yf = y.flatten(1).double()
+    scores = [_scores(operator, G(part, cls), yf) for part, cls in zip(pool.split(chunk), ids.split(chunk))]
+    return pool, torch.cat(scores, 1).argsort(1), ids
+
+
+def _class_code(run, c):
+    """The class input of a parametrization: a :class:`ClassVector` started from ``c`` when the
+    class is optimized, else ``c`` itself (given labels or None)."""
+    return ClassVector.from_class(c, run.G.n_classes) if run.opts.optimize_class else c
+
+
 class _Row:
     """Sample ``b``'s view of an operator, for batches of candidates (per-sample operators are
     applied to a full batch and row ``b`` is kept)."""
@@ -98,6 +117,7 @@ class Run:
     c: Optional[torch.Tensor]
 
     stopped: bool = False
+    pool_classes: Optional[torch.Tensor] = None  # (n_init,) class ids of the initial pairs, if drawn
 
     def loop(self, param, y, steps, lrs_at, on_step=None, operator=None) -> bool:
         self.stopped = optimize(param, y, operator or self.operator, self.loss_fn, steps=steps, lrs_at=lrs_at,
@@ -107,6 +127,11 @@ class Run:
 
     def pool(self):
         o = self.opts
+        if self.c is None and o.optimize_class:  # (latent, class) pairs: start from the best pair's class
+            pool, order, self.pool_classes = _init_pool_classes(self.G, self.y, self.operator, o.n_init,
+                                                                o.init_chunk, self.seed)
+            self.c = self.pool_classes[order[:, 0]]
+            return pool, order
         return _init_pool(self.G, self.y, self.operator, o.n_init, o.init_chunk, self.seed, self.c)
 
 
@@ -152,14 +177,16 @@ def _run_latent(run: Run):
 def _attempt(run: Run, pool, ranks, idx) -> None:
     """One attempt for samples ``idx`` from candidates ``pool[ranks]`` ``(S, m)``."""
     o, m = run.opts, ranks.shape[1]
-    y, c = run.y.index_select(0, idx), None if run.c is None else run.c.index_select(0, idx)
+    y, cs = run.y.index_select(0, idx), _start_classes(run, ranks, idx)
     op = _Subset(run.operator, idx, run.y.shape[0])
-    lrs = lambda t, off=0: {"latent": ramp_lr((t + off) / max(1, o.steps), o.lr, o.lr_rampup, o.lr_rampdown)}  # noqa
+    lrs = lambda t, off=0: {"latent": ramp_lr((t + off) / max(1, o.steps), o.lr, o.lr_rampup, o.lr_rampdown),  # noqa
+                            "class": ramp_lr((t + off) / max(1, o.steps), o.lr_class, o.lr_rampup, o.lr_rampdown)}
     s1 = int(o.steps * o.select_at) if m > 1 else 0
     run.tracker.sub = None if len(idx) == run.y.shape[0] else idx
-    z1 = pool[ranks[:, 0]]
+    z1, c = pool[ranks[:, 0]], None if cs is None else _class_code(run, cs[:, 0])
     if s1 > 0:  # parallel starts, then keep each sample's best
-        starts = LatentCode(run.G, pool[ranks].flatten(0, 1), None if c is None else c.repeat_interleave(m, 0))
+        start_c = None if cs is None else _class_code(run, cs.flatten(0, 1))
+        starts = LatentCode(run.G, pool[ranks].flatten(0, 1), start_c)
         run.tracker.group = m
         stopped = run.loop(starts, y.repeat_interleave(m, 0), s1, lrs, operator=_Repeated(op, m))
         run.tracker.group = 1
@@ -169,11 +196,24 @@ def _attempt(run: Run, pool, ranks, idx) -> None:
             fit = run.loss_fn(_Repeated(op, m)(starts()), y.repeat_interleave(m, 0)).view(-1, m)
             best = torch.where(torch.isfinite(fit), fit, torch.full_like(fit, float("inf"))).argmin(1)
             z1 = starts.z.detach().view(len(idx), m, *starts.z.shape[1:])[torch.arange(len(idx)), best]
+            if isinstance(starts.c, ClassVector):  # the best start's class vector goes on with it
+                c = starts.c.take(torch.arange(len(idx), device=best.device) * m + best)
     code = LatentCode(run.G, z1, c)
     if run.loop(code, y, o.steps - s1, lambda t: lrs(t, s1), operator=op):
         return
     if _refinable(run, o):
-        _refine(run, code.z.detach().clone(), y, op, c)
+        _refine(run, code.z.detach().clone(), y, op, code.c)
+
+
+def _start_classes(run, ranks, idx):
+    """The initial class of each start ``(S, m)`` ids or ``(S, m, n_classes)``: the drawn pair's
+    class when the classes were drawn with the pool, else sample ``idx``'s given ``c``; or None."""
+    if run.pool_classes is not None:
+        return run.pool_classes[ranks]
+    if run.c is None:
+        return None
+    c = run.c.index_select(0, idx)
+    return c[:, None].expand(c.shape[0], ranks.shape[1], *c.shape[1:])
 
 
 def _refinable(run, o) -> bool:
@@ -182,12 +222,14 @@ def _refinable(run, o) -> bool:
 
 
 def _refine(run: Run, z, y, op, c) -> None:
-    """Levenberg-Marquardt polish from codes ``z``; every evaluation is tracked like a step."""
+    """Levenberg-Marquardt polish from codes ``z``; every evaluation is tracked like a step. A
+    :class:`ClassVector` ``c`` stays fixed at its current probabilities (LM polishes ``z`` only)."""
     G = run.G
+    c, extra = (c().detach(), {"class": c().detach()}) if isinstance(c, ClassVector) else (c, {})
 
     def on_step(t, fit, ok, z_now):
         image = G(z_now, c)
-        cur_fit, cur_image, step = run.tracker.update(fit, ok, image, {"z": z_now})
+        cur_fit, cur_image, step = run.tracker.update(fit, ok, image, {"z": z_now, **extra})
         run.bar.update(1)
         state = StepState(step, cur_fit, cur_image)
         run.stopped = any(bool(cb(state)) for cb in run.callbacks)
@@ -203,9 +245,10 @@ def _run_mgan(run: Run):
     o = run.opts
     pool, order = run.pool()
     split = o.split if o.split is not None else default_split(run.G)
-    mc = MultiCode(run.G, pool[order[:, :o.n_codes]], split, run.c, o.init_importance)
+    mc = MultiCode(run.G, pool[order[:, :o.n_codes]], split, _class_code(run, run.c), o.init_importance)
     lrs = lambda t: {"latent": ramp_lr(t / max(1, o.steps), o.lr, o.lr_rampup, o.lr_rampdown),  # noqa: E731
-                     "importance": ramp_lr(t / max(1, o.steps), o.lr_importance, o.lr_rampup, o.lr_rampdown)}
+                     "importance": ramp_lr(t / max(1, o.steps), o.lr_importance, o.lr_rampup, o.lr_rampdown),
+                     "class": ramp_lr(t / max(1, o.steps), o.lr_class, o.lr_rampup, o.lr_rampdown)}
     run.loop(mc, run.y, o.steps, lrs)
     return run.tracker.state, None
 
@@ -214,7 +257,7 @@ def _run_dgp(run: Run):
     o = run.opts
     pool, order = run.pool()
     n_blocks = len(run.G.blocks)
-    dp = DeepPrior(run.G, pool[order[:, 0]], max(s.blocks for s in o.stages), run.c)
+    dp = DeepPrior(run.G, pool[order[:, 0]], max(s.blocks for s in o.stages), _class_code(run, run.c))
     for st in o.stages:
         if st.lr_generator > 0:
             dp.unfreeze(st.blocks)
@@ -222,16 +265,19 @@ def _run_dgp(run: Run):
 
         def lrs(t, st=st, blocks=blocks):
             f = ramp_lr(t / max(1, st.steps), 1.0, 0.0, 0.3)
-            return {"latent": st.lr_latent * f, **{f"block{i}": st.lr_generator * f for i in blocks}}
+            return {"latent": st.lr_latent * f, "class": o.lr_class * f,
+                    **{f"block{i}": st.lr_generator * f for i in blocks}}
 
         dp_state = dp.state if o.keep_best_params else (lambda: dp.state(with_params=False))
         stopped = run.loop(_StateView(dp, dp_state), run.y, st.steps, lrs)
         if stopped:
             break
         if not dp.touched and _refinable(run, o) and _next_tunes(o.stages, st):
-            _refine(run, dp.z.detach().clone(), run.y, run.operator, run.c)  # polish before fine-tuning
+            _refine(run, dp.z.detach().clone(), run.y, run.operator, dp.c)  # polish before fine-tuning
             with torch.no_grad():
                 dp.z.copy_(run.tracker.state["z"])
+                if isinstance(dp.c, ClassVector):  # the best iterate's class goes on with its z
+                    dp.c.set_probabilities(run.tracker.state["class"])
             if run.stopped:
                 break
     state = dict(run.tracker.state)

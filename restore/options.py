@@ -52,6 +52,13 @@ class _Common:
         observation space), evaluated in chunks of ``init_chunk``.
     space: the prior's latent space (``"z"``; StyleGAN2-like priors also ``"w"``, ``"w+"``).
     betas: Adam betas.
+    optimize_class: conditional priors only: optimize each sample's class vector jointly, as DGP
+        does (softmax of per-sample logits, :class:`priors.class_vector.ClassVector`), starting from
+        the given ``c`` or, without one, from the class of the sample's best (latent, random class)
+        initial pair; the result's ``latents["class"]`` holds the probabilities ``(B, n_classes)``.
+    lr_class: peak Adam rate of the class logits (same warm-up / cool-down as the latent's; per
+        stage for DGP). At 0.1 a logit moves about 0.1 per step, so a start class (99% of the mass)
+        can yield to another one within some 30-60 steps.
     """
 
     steps: int = 600
@@ -59,6 +66,8 @@ class _Common:
     init_chunk: int = 128
     space: str = "z"
     betas: Tuple[float, float] = (0.9, 0.999)
+    optimize_class: bool = False
+    lr_class: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -171,6 +180,9 @@ def _check_values(opts) -> None:
         raise ValueError(f"n_init and init_chunk must be >= 1, got {opts.n_init}, {opts.init_chunk}")
     if isinstance(opts, LatentOptions) and not 1 <= opts.n_starts <= opts.n_init:
         raise ValueError(f"n_starts must be in 1..n_init={opts.n_init}, got {opts.n_starts}")
+    if not isinstance(opts.optimize_class, bool) or opts.lr_class < 0:
+        raise ValueError(f"optimize_class must be a bool and lr_class >= 0, got {opts.optimize_class!r}, "
+                         f"{opts.lr_class}")
     if getattr(opts, "restarts", 0) < 0 or getattr(opts, "refine_steps", 0) < 0:
         raise ValueError("restarts and refine_steps must be >= 0")
     if isinstance(opts, MganOptions):

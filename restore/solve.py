@@ -32,6 +32,8 @@ from typing import Callable, Optional, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from priors.class_vector import as_probabilities
+
 from .losses import build_loss
 from .loop import StepState, Tracker
 from .methods import RUNNERS, Run
@@ -47,7 +49,8 @@ class Result:
     image: ``(B, C, H, W)`` in ``[0, 1]``, each sample's best iterate by data-fit loss.
     loss: ``(B,)`` that best data-fit loss. best_step: ``(B,)`` the step it was reached at.
     latents: ``{name: (B, ...)}`` codes of the best iterate (``z``; or ``codes``, ``importance``
-        and maybe ``tail`` for mgan). history: ``(steps run, B)`` data-fit loss at each step.
+        and maybe ``tail`` for mgan; with ``optimize_class`` also ``class``, the class vector
+        ``(B, n_classes)`` of probabilities). history: ``(steps run, B)`` data-fit loss at each step.
     options: the resolved options plus ``method``, ``seed`` and ``loss``:
         ``solve(y, operator, prior, **result.options)`` reruns the same solve.
     finetuned: DGP only: ``{"params": {name: (B, ...)}, "blocks": [...]}`` fine-tuned weights of
@@ -106,6 +109,19 @@ def _check_inputs(y, operator, prior, c) -> None:
 
 
 
+def _check_class_option(opts, prior, c) -> None:
+    """Raise ``ValueError`` when ``optimize_class`` meets an unconditional prior or a ``c`` that
+    cannot start a class vector."""
+    if not opts.optimize_class:
+        return
+    n = int(getattr(prior, "n_classes", 0) or 0)
+    if n == 0:
+        raise ValueError(f"optimize_class=True needs a class-conditional prior (n_classes > 0), got "
+                         f"{type(prior).__name__} with n_classes={n}")
+    if c is not None:
+        as_probabilities(c, n)
+
+
 def _check_finite(y: torch.Tensor) -> None:
     """Raise ``ValueError`` naming the samples of ``y`` that hold NaN or inf."""
     finite = torch.isfinite(y.detach()).reshape(y.shape[0], -1).all(1)
@@ -152,14 +168,18 @@ def solve(y: torch.Tensor, operator: Callable, prior, *, method: str = "mgan", s
         callbacks: callables receiving a :class:`StepState`; returning True stops the solve.
         progress: show a tqdm bar with the mean loss.
         preset: ``"fast"``, ``"default"`` or ``"quality"`` (see :mod:`restore.options`).
-        c: class labels for a conditional prior, ``(B,)`` ids or ``(B, n_classes)``.
+        c: class labels for a conditional prior, ``(B,)`` ids or ``(B, n_classes)``; kept fixed
+            unless ``optimize_class=True``, which optimizes a soft class vector per sample jointly
+            with the latent (as DGP does), starting from ``c`` or, when ``c`` is None, from the
+            class of each sample's best-fitting random (latent, class) initial pair.
         **options: fields of the method's options dataclass; unknown names raise ``TypeError``.
 
     Returns:
         a :class:`Result` (``image`` in ``[0, 1]`` is each sample's best iterate).
 
     Raises:
-        ValueError: ``y``, ``operator`` and ``prior`` do not fit (shapes or devices), before any work.
+        ValueError: ``y``, ``operator`` and ``prior`` do not fit (shapes or devices), or
+            ``optimize_class`` is asked of an unconditional prior, before any work.
         TypeError: unknown options.
     """
     opts = resolve(method, preset, steps, **options)
@@ -170,6 +190,7 @@ def solve(y: torch.Tensor, operator: Callable, prior, *, method: str = "mgan", s
         prior = prior.to(device)
         c = c.to(device) if isinstance(c, torch.Tensor) else c
     _check_inputs(y, operator, prior, c)
+    _check_class_option(opts, prior, c)
     _check_finite(y)
     seed = _fresh_seed() if seed is None else int(seed)
     G = prior.in_space(opts.space)
