@@ -6,6 +6,7 @@ batches, so that every sample is solved independently of its batch mates.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
@@ -19,6 +20,7 @@ from priors.multi_code import MultiCode, default_split
 from .losses import mse
 from .loop import StepState, Tracker, optimize
 from .optim import ramp_lr
+from .options import LatentOptions
 from .refine import levenberg_marquardt
 
 __all__ = ["RUNNERS", "Run"]
@@ -155,8 +157,13 @@ def _run_latent(run: Run):
     """Attempts: parallel starts, Adam, LM polish; samples still above ``restart_above`` try again
     from their next-best initial codes, up to ``restarts`` times, with twice the starts each time
     (only those samples run, so the escalation costs little when most samples are done)."""
-    o, B = run.opts, run.y.shape[0]
     pool, order = run.pool()
+    return _latent_attempts(run, pool, order)
+
+
+def _latent_attempts(run: Run, pool, order):
+    """The attempts of :func:`_run_latent` from the ranked initial codes ``pool[order]``."""
+    o, B = run.opts, run.y.shape[0]
     todo = torch.arange(B, device=run.y.device)
     used = 0
     for attempt in range(1 + o.restarts):
@@ -170,8 +177,28 @@ def _run_latent(run: Run):
         if len(todo) == 0:
             break
         run.bar.total = (run.bar.total or 0) + o.steps + (o.refine_steps if _refinable(run, o) else 0)
+    if len(todo) and not run.stopped and _refinable(run, o):
+        _lm_starts(run, pool, order, todo)
     run.tracker.sub = None
     return run.tracker.state, None
+
+
+def _lm_starts(run: Run, pool, order, todo) -> None:
+    """Last resort for samples ``todo`` still above ``restart_above`` after the Adam attempts:
+    Levenberg-Marquardt straight from their best initial codes, one start after another (up to
+    ``lm_starts``, ``lm_steps`` each), until each sample is below ``restart_above``. Gauss-Newton
+    steps follow the narrow curved valleys where Adam stalls (SR x4 on a face GAN: Adam stalls
+    from the same initial codes from which LM reaches the exact solution)."""
+    o, B = run.opts, run.y.shape[0]
+    for j in range(min(o.lm_starts, order.shape[1])):
+        cs = _start_classes(run, order[todo, j:j + 1], todo)
+        run.tracker.sub = todo
+        run.bar.total = (run.bar.total or 0) + o.lm_steps
+        _refine(run, pool[order[todo, j]], run.y.index_select(0, todo), _Subset(run.operator, todo, B),
+                None if cs is None else _class_code(run, cs[:, 0]), steps=o.lm_steps)
+        todo = todo[run.tracker.best_loss[todo] > o.restart_above]
+        if run.stopped or len(todo) == 0:
+            break
 
 
 def _attempt(run: Run, pool, ranks, idx) -> None:
@@ -221,7 +248,7 @@ def _refinable(run, o) -> bool:
             and run.G.latent_shape and int(torch.tensor(run.G.latent_shape).prod()) <= o.refine_max_dim)
 
 
-def _refine(run: Run, z, y, op, c) -> None:
+def _refine(run: Run, z, y, op, c, steps: Optional[int] = None) -> None:
     """Levenberg-Marquardt polish from codes ``z``; every evaluation is tracked like a step. A
     :class:`ClassVector` ``c`` stays fixed at its current probabilities (LM polishes ``z`` only)."""
     G = run.G
@@ -238,19 +265,44 @@ def _refine(run: Run, z, y, op, c) -> None:
     def f(zz, idx):
         return _Subset(op, idx, len(y))(G(zz, None if c is None else c.index_select(0, idx)))
 
-    levenberg_marquardt(f, z, y, run.opts.refine_steps, on_step=on_step)
+    levenberg_marquardt(f, z, y, run.opts.refine_steps if steps is None else steps, on_step=on_step)
 
 
 def _run_mgan(run: Run):
+    """Optional latent warm start (``warm_start`` of the steps, see :func:`_warm_start`), then the
+    ``N`` codes mixed at the split block: code 0 is the warm start's best code (or the best initial
+    code by data fit), the others the next-best initial codes."""
     o = run.opts
     pool, order = run.pool()
     split = o.split if o.split is not None else default_split(run.G)
-    mc = MultiCode(run.G, pool[order[:, :o.n_codes]], split, _class_code(run, run.c), o.init_importance)
-    lrs = lambda t: {"latent": ramp_lr(t / max(1, o.steps), o.lr, o.lr_rampup, o.lr_rampdown),  # noqa: E731
-                     "importance": ramp_lr(t / max(1, o.steps), o.lr_importance, o.lr_rampup, o.lr_rampdown),
-                     "class": ramp_lr(t / max(1, o.steps), o.lr_class, o.lr_rampup, o.lr_rampdown)}
-    run.loop(mc, run.y, o.steps, lrs)
-    return run.tracker.state, None
+    codes, c, warm = pool[order[:, :o.n_codes]], run.c, int(o.steps * o.warm_start)
+    if warm > 0:
+        if _warm_start(run, pool, order, warm):
+            return run.tracker.state, None
+        codes = torch.cat([run.tracker.state["z"][:, None], codes[:, :-1]], 1)
+        c = run.tracker.state.get("class", c)
+    steps = o.steps - warm
+    mc = MultiCode(run.G, codes, split, _class_code(run, c), o.init_importance)
+    lrs = lambda t: {"latent": ramp_lr(t / max(1, steps), o.lr, o.lr_rampup, o.lr_rampdown),  # noqa: E731
+                     "importance": ramp_lr(t / max(1, steps), o.lr_importance, o.lr_rampup, o.lr_rampdown),
+                     "class": ramp_lr(t / max(1, steps), o.lr_class, o.lr_rampup, o.lr_rampdown)}
+    run.loop(mc, run.y, steps, lrs)
+    state = dict(run.tracker.state)
+    state.pop("z", None)  # the warm start's code lives on as codes[:, 0]
+    return state, None
+
+
+def _warm_start(run: Run, pool, order, steps: int) -> bool:
+    """The ``latent`` method's attempts (parallel starts, restarts, LM polish) for ``steps`` Adam
+    steps with mgan's warm-start options; the best code is left in ``run.tracker.state["z"]``.
+    Returns True when a callback stopped the solve."""
+    o = run.opts
+    shared = {f.name: getattr(o, f.name) for f in dataclasses.fields(LatentOptions)
+              if hasattr(o, f.name) and f.name not in ("steps", "lr")}
+    sub = dataclasses.replace(run, opts=LatentOptions(**shared, steps=steps, lr=o.lr_warm))
+    _latent_attempts(sub, pool, order)
+    run.stopped = sub.stopped
+    return run.stopped
 
 
 def _run_dgp(run: Run):

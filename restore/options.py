@@ -85,6 +85,11 @@ class LatentOptions(_Common):
     penalty: weight of the latent-prior penalty ``(mean(z**2) - 1)**2`` (0 disables it).
     refine_steps: Levenberg-Marquardt steps after Adam (:mod:`restore.refine`); they run only for
         the MSE loss, without penalty, when the latent has at most ``refine_max_dim`` entries.
+        A sample leaves the polish once converged (loss < 1e-12) or stuck (damping past 1e6).
+    lm_starts, lm_steps: the last resort for samples still above ``restart_above`` after all
+        attempts (same conditions as the polish): Levenberg-Marquardt straight from their best
+        initial codes, up to ``lm_starts`` of them one after another, ``lm_steps`` steps each
+        (0 disables). Costly per step (a Jacobian), so only stalled samples pay for it.
     """
 
     steps: int = 400
@@ -96,8 +101,10 @@ class LatentOptions(_Common):
     restarts: int = 2
     restart_above: float = 1e-6
     penalty: float = 0.0
-    refine_steps: int = 20
+    refine_steps: int = 40
     refine_max_dim: int = 512
+    lm_starts: int = 4
+    lm_steps: int = 60
 
 
 @dataclass(frozen=True)
@@ -107,8 +114,16 @@ class MganOptions(_Common):
     n_codes: codes per sample; split: the block index ``k`` where their features mix
         (``None``: :func:`priors.multi_code.default_split`, a third of the blocks, at least 1).
     lr, lr_importance: peak rates for codes and for the per-code, per-channel importance.
-    init_importance: ``"best"`` (all weight on the best initial code) or ``"uniform"`` (1/N).
+    init_importance: ``"best"`` (all weight on code 0: the multi-code phase starts at ``G(z_0)``)
+        or ``"uniform"`` (1/N).
     penalty: latent-prior penalty weight, as for ``latent``.
+    warm_start: the fraction of ``steps`` spent first on a single-code warm start: the ``latent``
+        method (peak rate ``lr_warm``, ``n_starts`` parallel starts kept after ``select_at``,
+        ``restarts`` above ``restart_above``, ``refine_steps`` Levenberg-Marquardt polish, ``lm_starts``; see
+        :class:`LatentOptions`), whose best code becomes code 0. The multi-code phase then only
+        adds what one code cannot fit, instead of searching from scattered random codes (which
+        overfits under-determined observations). 0 starts the codes from the best initial
+        samples by data fit, as the mGANprior paper does.
     """
 
     n_codes: int = 20
@@ -119,6 +134,16 @@ class MganOptions(_Common):
     lr_rampdown: float = 0.3
     init_importance: str = "best"
     penalty: float = 0.0
+    warm_start: float = 0.4
+    lr_warm: float = 0.3
+    n_starts: int = 4
+    select_at: float = 0.25
+    restarts: int = 1
+    restart_above: float = 1e-6
+    refine_steps: int = 40
+    refine_max_dim: int = 512
+    lm_starts: int = 0
+    lm_steps: int = 60
 
 
 def _default_stages() -> Tuple[Stage, ...]:
@@ -161,9 +186,9 @@ def _scaled_stages(factor: float) -> Tuple[Stage, ...]:
 
 
 PRESETS = {
-    "latent": {"fast": LatentOptions(steps=200, n_init=128, n_starts=2, restarts=0, refine_steps=5),
+    "latent": {"fast": LatentOptions(steps=200, n_init=128, n_starts=2, restarts=0, refine_steps=5, lm_starts=0),
                "default": LatentOptions(),
-               "quality": LatentOptions(steps=800, n_init=512, n_starts=8, restarts=4, refine_steps=30)},
+               "quality": LatentOptions(steps=800, n_init=512, n_starts=8, restarts=2, refine_steps=60, lm_starts=8)},
     "mgan": {"fast": MganOptions(steps=200, n_codes=10, n_init=128),
              "default": MganOptions(),
              "quality": MganOptions(steps=1500, n_codes=30, n_init=512)},
@@ -183,9 +208,13 @@ def _check_values(opts) -> None:
     if not isinstance(opts.optimize_class, bool) or opts.lr_class < 0:
         raise ValueError(f"optimize_class must be a bool and lr_class >= 0, got {opts.optimize_class!r}, "
                          f"{opts.lr_class}")
-    if getattr(opts, "restarts", 0) < 0 or getattr(opts, "refine_steps", 0) < 0:
-        raise ValueError("restarts and refine_steps must be >= 0")
+    if min(getattr(opts, k, 0) for k in ("restarts", "refine_steps", "lm_starts", "lm_steps")) < 0:
+        raise ValueError("restarts, refine_steps, lm_starts and lm_steps must be >= 0")
     if isinstance(opts, MganOptions):
+        if not 0.0 <= opts.warm_start < 1.0:
+            raise ValueError(f"warm_start must be a fraction of steps in [0, 1), got {opts.warm_start}")
+        if opts.warm_start > 0 and not 1 <= opts.n_starts <= opts.n_init:
+            raise ValueError(f"n_starts must be in 1..n_init={opts.n_init}, got {opts.n_starts}")
         if not 1 <= opts.n_codes <= opts.n_init:
             raise ValueError(f"n_codes must be in 1..n_init={opts.n_init}, got {opts.n_codes}")
         if opts.init_importance not in ("best", "uniform"):

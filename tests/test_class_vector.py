@@ -18,12 +18,12 @@ torch.set_num_threads(1)
 
 PRIORS = {"cdcgan": cdcgan.tiny, "biggan": biggan.tiny, "biggan-pytorch": biggan_pytorch.tiny}
 FAST = {
-    "latent": dict(n_init=8, n_starts=1, restarts=0, refine_steps=0),
-    "mgan": dict(n_init=8, n_codes=2),
+    "latent": dict(n_init=8, n_starts=1, restarts=0, lm_starts=0, refine_steps=0),
+    "mgan": dict(n_init=8, n_codes=2, restarts=0, refine_steps=1),
     "dgp": dict(n_init=8, stages=(Stage(20, 0.05, 0.0, 0), Stage(5, 0.02, 1e-3, 1)), refine_steps=0),
 }
 STEPS = {"latent": 25, "mgan": 25, "dgp": None}
-LATENT_FROZEN = {"latent": dict(lr=0.0), "mgan": dict(lr=0.0),
+LATENT_FROZEN = {"latent": dict(lr=0.0), "mgan": dict(lr=0.0, warm_start=0.0),
                  "dgp": dict(stages=(Stage(20, 0.0, 0.0, 0), Stage(5, 0.0, 1e-3, 1)))}
 TRUE, WRONG = torch.tensor([1, 2, 3]), torch.tensor([0, 0, 0])
 ROWS = [0, 3, 5]  # pool latents the targets are rendered from
@@ -135,8 +135,8 @@ def test_bad_start_class_is_refused_before_work():
 
 # every code path of the class: parallel starts + restarts + LM polish (latent), DGP's polish
 PATHS = {
-    "latent": dict(n_init=8, n_starts=2, restarts=1, restart_above=0.0, refine_steps=2),
-    "mgan": dict(n_init=8, n_codes=2),
+    "latent": dict(n_init=8, n_starts=2, restarts=1, lm_starts=1, lm_steps=2, restart_above=0.0, refine_steps=2),
+    "mgan": dict(n_init=8, n_codes=2, restarts=0, refine_steps=1),
     "dgp": dict(n_init=8, stages=(Stage(8, 0.05, 0.0, 0), Stage(4, 0.02, 1e-3, 1)), refine_steps=2),
 }
 

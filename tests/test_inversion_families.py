@@ -123,7 +123,7 @@ def test_latent_inverts(variant):
     G, Gs, c = _prior(variant)
     op = _operator(OPERATORS[list(VARIANTS).index(variant) % 3], G)
     res = restore.solve(_observe(G, c, op), op, G, method="latent", steps=8, seed=0, c=c, space=VARIANTS[variant][1],
-                        n_starts=1, restarts=0, refine_steps=0, **FAST)
+                        n_starts=1, restarts=0, lm_starts=0, refine_steps=0, **FAST)
     _check_result(res, G, 8)
     assert res.latents["z"].shape == (B, *Gs.latent_shape)
 
@@ -137,7 +137,7 @@ def test_latent_refine_polishes_every_family(variant):
     op = _operator(OPERATORS[list(VARIANTS).index(variant) % 3], G)
     adam, refine = 4, 2
     res = restore.solve(_observe(G, c, op), op, G, method="latent", steps=adam, seed=0, c=c,
-                        space=VARIANTS[variant][1], n_starts=1, restarts=0, refine_steps=refine, **FAST)
+                        space=VARIANTS[variant][1], n_starts=1, restarts=0, lm_starts=0, refine_steps=refine, **FAST)
     _check_result(res, G, adam + refine)
     polish = res.history[adam:]
     assert (polish <= res.history[:adam].min(0).values * (1 + 1e-6)).all(), "LM starts from the best Adam iterate"
@@ -150,7 +150,7 @@ def test_mgan_every_split(variant, split):
     G, Gs, c = _prior(variant)
     assert len(G.blocks) == N_BLOCKS[VARIANTS[variant][0]], "update N_BLOCKS so every split point is covered"
     op = _operator(OPERATORS[split % 3], G)
-    res = restore.solve(_observe(G, c, op), op, G, method="mgan", steps=6, seed=0, c=c, space=VARIANTS[variant][1],
+    res = restore.solve(_observe(G, c, op), op, G, method="mgan", restarts=0, refine_steps=1, steps=6, seed=0, c=c, space=VARIANTS[variant][1],
                         split=split, n_codes=4, **FAST)
     _check_result(res, G, 6)
     assert res.latents["codes"].shape == (B, 4, *Gs.latent_shape)
@@ -167,7 +167,7 @@ def test_mgan_codes_run_as_one_batch(variant):
     op = _operator("down", G)
     y = _observe(G, c, op)
     head, tail = _CallLog(_head_module(G.blocks[0])), _CallLog(_head_module(G.blocks[-1]))
-    restore.solve(y, op, G, method="mgan", steps=steps, seed=0, c=c, space=VARIANTS[variant][1], split=1,
+    restore.solve(y, op, G, method="mgan", restarts=0, refine_steps=1, steps=steps, seed=0, c=c, space=VARIANTS[variant][1], split=1,
                   n_codes=n_codes, callbacks=(head.callback, tail.callback), **FAST)
     assert head.per_step() == [[B * n_codes]] * (steps - 1)
     assert tail.per_step() == [[B]] * (steps - 1)
@@ -224,7 +224,7 @@ def test_seed_reproduces(variant, method):
     G, Gs, c = _prior(variant)
     op = _operator("mask", G)
     y = _observe(G, c, op)
-    kw = {"latent": dict(steps=3, n_starts=2, restarts=0, refine_steps=0), "mgan": dict(steps=3, n_codes=3, split=1),
+    kw = {"latent": dict(steps=3, n_starts=2, restarts=0, lm_starts=0, refine_steps=0), "mgan": dict(steps=3, n_codes=3, split=1, restarts=0, refine_steps=1),
           "dgp": dict(stages=(Stage(1, 0.1, 0.0, 0), Stage(2, 0.05, 1e-3, len(G.blocks))))}[method]
     run = lambda seed: restore.solve(y, op, G, method=method, seed=seed, c=c, space=VARIANTS[variant][1],  # noqa: E731
                                      **kw, **FAST)
@@ -239,7 +239,7 @@ def test_different_seeds_differ():
     G, _, _ = _prior("stylegan2-z")
     op = _operator("mask", G)
     y = _observe(G, None, op)
-    a, b = (restore.solve(y, op, G, method="mgan", steps=3, seed=s, n_codes=3, **FAST) for s in (1, 2))
+    a, b = (restore.solve(y, op, G, method="mgan", restarts=0, refine_steps=1, steps=3, seed=s, n_codes=3, **FAST) for s in (1, 2))
     assert not torch.equal(a.latents["codes"], b.latents["codes"])
 
 
@@ -268,7 +268,7 @@ def test_dfeat_loss_runs_with_discriminator(variant, method):
                             **FAST)
     else:
         res = restore.solve(y, op, G, method="latent", steps=8, seed=0, c=c, loss="dfeat", n_starts=1,
-                            restarts=0, **FAST)
+                            restarts=0, lm_starts=0, **FAST)
     _check_result(res, G, 8)
 
 
@@ -287,7 +287,8 @@ def test_class_ids_equal_one_hot_vectors(variant):
     op = _operator("down", G)
     y = _observe(G, c, op)
     one_hot = F.one_hot(c, G.n_classes).float()
-    ids, vec = (restore.solve(y, op, G, method="mgan", steps=6, seed=0, c=cc, n_codes=3, **FAST) for cc in (c, one_hot))
+    ids, vec = (restore.solve(y, op, G, method="mgan", steps=6, seed=0, c=cc, n_codes=3, restarts=0,
+                                   refine_steps=1, **FAST) for cc in (c, one_hot))
     torch.testing.assert_close(ids.image, vec.image, atol=1e-5, rtol=0)
     torch.testing.assert_close(ids.history, vec.history, atol=1e-6, rtol=1e-4)
 
@@ -298,7 +299,7 @@ def test_soft_class_vector_inverts(variant):
     soft = torch.softmax(torch.randn(B, G.n_classes, generator=torch.Generator().manual_seed(0)), 1)
     op = _operator("cs", G)
     res = restore.solve(_observe(G, soft, op), op, G, method="latent", steps=12, seed=0, c=soft,
-                        n_starts=1, restarts=0, refine_steps=0, **FAST)
+                        n_starts=1, restarts=0, lm_starts=0, refine_steps=0, **FAST)
     _check_result(res, G, 12)
 
 
@@ -307,4 +308,4 @@ def test_conditional_prior_needs_a_class(variant):
     G, _, c = _prior(variant)
     op = _operator("mask", G)
     with pytest.raises(ValueError, match="class"):
-        restore.solve(_observe(G, c, op), op, G, method="mgan", steps=2, seed=0, n_codes=2, **FAST)
+        restore.solve(_observe(G, c, op), op, G, method="mgan", restarts=0, refine_steps=1, steps=2, seed=0, n_codes=2, **FAST)

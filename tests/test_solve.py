@@ -12,8 +12,8 @@ from restore.optim import MaskedAdam, ramp_lr
 torch.set_num_threads(1)
 
 FAST = {
-    "latent": dict(n_init=16, n_starts=2, restarts=0, refine_steps=2),
-    "mgan": dict(n_init=16, n_codes=3),
+    "latent": dict(n_init=16, n_starts=2, restarts=0, refine_steps=2, lm_starts=1, lm_steps=2),
+    "mgan": dict(n_init=16, n_codes=3, n_starts=2, restarts=0, lm_starts=0, refine_steps=2),
     "dgp": dict(n_init=16, stages=(Stage(10, 0.1, 0.0, 0), Stage(10, 0.05, 1e-3, 2))),
 }
 STEPS = {"latent": 20, "mgan": 20, "dgp": None}
@@ -127,13 +127,13 @@ def test_option_validation(G):
     x = targets(G, 1)
     A = Downsample(2)
     with pytest.raises(TypeError, match="valid options.*n_codes"):
-        restore.solve(A(x), A, G, method="mgan", colour=3, progress=False)
+        restore.solve(A(x), A, G, method="mgan", restarts=0, refine_steps=1, colour=3, progress=False)
     with pytest.raises(ValueError, match="method"):
         restore.solve(A(x), A, G, method="nope", progress=False)
     with pytest.raises(ValueError, match="preset"):
         restore.solve(A(x), A, G, method="latent", preset="turbo", progress=False)
     with pytest.raises(ValueError, match="steps must be >= 1"):
-        restore.solve(A(x), A, G, method="mgan", steps=0, progress=False)
+        restore.solve(A(x), A, G, method="mgan", restarts=0, refine_steps=1, steps=0, progress=False)
     with pytest.raises(ValueError, match="n_starts"):
         restore.solve(A(x), A, G, method="latent", n_starts=0, progress=False)
 
@@ -176,10 +176,11 @@ def test_stylegan_like_prior_tail_latent_and_spaces(space):
     Gs = stylegan2.tiny(seed=0)
     x = Gs(Gs.sample_latents(2, seed=2)).detach()
     A = Downsample(2)
-    res = restore.solve(A(x), A, Gs, method="mgan", steps=10, seed=0, progress=False, n_init=8, n_codes=2, space=space)
+    res = restore.solve(A(x), A, Gs, method="mgan", restarts=0, refine_steps=1, steps=10, seed=0, progress=False, n_init=8, n_codes=2,
+                        space=space)
     assert "tail" in res.latents and torch.all(res.loss < res.history[0])
     res = restore.solve(A(x), A, Gs, method="latent", steps=10, seed=0, progress=False, n_init=8, n_starts=1,
-                        restarts=0, refine_steps=1, space=space)
+                        restarts=0, lm_starts=0, refine_steps=1, space=space)
     assert torch.all(res.loss < res.history[0])
 
 
@@ -187,14 +188,14 @@ def test_weighted_and_perceptual_loss(G):
     x = targets(G, 2)
     A = Downsample(2)
     res = restore.solve(A(x), A, G, method="latent", steps=6, seed=0, progress=False, n_init=8, n_starts=1,
-                        restarts=0, loss={"mse": 1.0, "lpips": 0.1})
+                        restarts=0, lm_starts=0, loss={"mse": 1.0, "lpips": 0.1})
     assert torch.all(res.loss < res.history[0])
 
 
 def test_progress_bar_runs(G, capsys):
     x = targets(G, 1)
     A = Downsample(2)
-    restore.solve(A(x), A, G, method="latent", steps=3, seed=0, progress=True, n_init=4, n_starts=1, restarts=0)
+    restore.solve(A(x), A, G, method="latent", steps=3, seed=0, progress=True, n_init=4, n_starts=1, restarts=0, lm_starts=0)
 
 
 def test_ramp_lr_shape():
@@ -248,3 +249,29 @@ def test_nan_in_observation_is_refused_before_any_work():
     y[1, 0, 0, 0] = float("nan")
     with pytest.raises(ValueError, match=r"NaN or inf values in sample\(s\) \[1\]"):
         restore.solve(y, lambda x: x, G, method="latent", steps=2, seed=0, progress=False)
+
+
+def test_mgan_warm_start_hands_its_best_code_to_the_multi_code_phase(G):
+    x = targets(G, 2)
+    A = OPERATORS["cs"](2)
+    res = restore.solve(A(x), A, G, method="mgan", restarts=0, refine_steps=0, steps=20, seed=0, progress=False, n_init=16, n_codes=3,
+                        warm_start=0.5, n_starts=2, lm_starts=0)
+    warm = res.history[:10]
+    assert torch.allclose(res.history[10], warm.min(0).values, rtol=1e-4, atol=1e-9)  # mixing starts at G(z_best)
+    assert "z" not in res.latents and res.latents["codes"].shape[:2] == (2, 3)
+    assert torch.all(res.loss <= warm.min(0).values)
+    cold = restore.solve(A(x), A, G, method="mgan", restarts=0, refine_steps=1, steps=20, seed=0, progress=False, n_init=16, n_codes=3,
+                         warm_start=0.0)
+    assert cold.history.shape == (20, 2)
+    with pytest.raises(ValueError, match="warm_start"):
+        restore.solve(A(x), A, G, method="mgan", restarts=0, refine_steps=1, warm_start=1.0, progress=False)
+
+
+@pytest.mark.parametrize("threshold, extra", [(-1.0, 6), (float("inf"), 0)])
+def test_lm_starts_run_only_for_stalled_samples(G, threshold, extra):
+    x = targets(G, 2)
+    A = OPERATORS["mask_per_sample"](2)
+    res = restore.solve(A(x), A, G, method="latent", steps=10, seed=0, progress=False, n_init=16, n_starts=2,
+                        restarts=0, refine_steps=1, restart_above=threshold, lm_starts=2, lm_steps=3)
+    assert res.history.shape == (10 + 1 + extra, 2)  # Adam, the 1-step polish, then 2 LM starts x 3 steps
+    assert torch.all(res.loss <= res.history[:10].min(0).values)
