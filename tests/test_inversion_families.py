@@ -150,7 +150,7 @@ def test_mgan_every_split(variant, split):
     G, Gs, c = _prior(variant)
     assert len(G.blocks) == N_BLOCKS[VARIANTS[variant][0]], "update N_BLOCKS so every split point is covered"
     op = _operator(OPERATORS[split % 3], G)
-    res = restore.solve(_observe(G, c, op), op, G, method="mgan", restarts=0, refine_steps=1, steps=6, seed=0, c=c, space=VARIANTS[variant][1],
+    res = restore.solve(_observe(G, c, op), op, G, method="mgan", warm_start=0.0, steps=6, seed=0, c=c, space=VARIANTS[variant][1],
                         split=split, n_codes=4, **FAST)
     _check_result(res, G, 6)
     assert res.latents["codes"].shape == (B, 4, *Gs.latent_shape)
@@ -167,7 +167,7 @@ def test_mgan_codes_run_as_one_batch(variant):
     op = _operator("down", G)
     y = _observe(G, c, op)
     head, tail = _CallLog(_head_module(G.blocks[0])), _CallLog(_head_module(G.blocks[-1]))
-    restore.solve(y, op, G, method="mgan", restarts=0, refine_steps=1, steps=steps, seed=0, c=c, space=VARIANTS[variant][1], split=1,
+    restore.solve(y, op, G, method="mgan", warm_start=0.0, steps=steps, seed=0, c=c, space=VARIANTS[variant][1], split=1,
                   n_codes=n_codes, callbacks=(head.callback, tail.callback), **FAST)
     assert head.per_step() == [[B * n_codes]] * (steps - 1)
     assert tail.per_step() == [[B]] * (steps - 1)
