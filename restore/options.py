@@ -71,18 +71,15 @@ class _Common:
 
 
 @dataclass(frozen=True)
-class LatentOptions(_Common):
-    """Single latent code per sample.
+class _Attempts(_Common):
+    """How single-code attempts run (the ``latent`` method, and ``mgan``'s warm start).
 
-    lr, lr_rampup, lr_rampdown: peak rate and the warm-up / cosine cool-down fractions of the
-        schedule (:func:`restore.optim.ramp_lr`).
     n_starts, select_at: the best ``n_starts`` initial codes per sample are optimized in parallel
         for ``select_at`` steps (a fraction of ``steps``), then the best one per sample goes on.
     restarts, restart_above: an attempt is ``steps`` Adam steps (parallel starts first) and the
         polish below; up to ``restarts`` times, the samples whose best data-fit loss is still above
         ``restart_above`` try again from their next-best initial codes (the others are done),
         with twice as many parallel starts at each retry.
-    penalty: weight of the latent-prior penalty ``(mean(z**2) - 1)**2`` (0 disables it).
     refine_steps: Levenberg-Marquardt steps after Adam (:mod:`restore.refine`); they run only for
         the MSE loss, without penalty, when the latent has at most ``refine_max_dim`` entries.
         A sample leaves the polish once converged (loss < 1e-12) or stuck (damping past 1e6).
@@ -92,15 +89,10 @@ class LatentOptions(_Common):
         (0 disables). Costly per step (a Jacobian), so only stalled samples pay for it.
     """
 
-    steps: int = 400
-    lr: float = 0.3
-    lr_rampup: float = 0.05
-    lr_rampdown: float = 0.3
     n_starts: int = 4
     select_at: float = 0.25
     restarts: int = 2
     restart_above: float = 1e-6
-    penalty: float = 0.0
     refine_steps: int = 40
     refine_max_dim: int = 512
     lm_starts: int = 4
@@ -108,7 +100,23 @@ class LatentOptions(_Common):
 
 
 @dataclass(frozen=True)
-class MganOptions(_Common):
+class LatentOptions(_Attempts):
+    """Single latent code per sample (the attempt options are :class:`_Attempts`').
+
+    lr, lr_rampup, lr_rampdown: peak rate and the warm-up / cosine cool-down fractions of the
+        schedule (:func:`restore.optim.ramp_lr`).
+    penalty: weight of the latent-prior penalty ``(mean(z**2) - 1)**2`` (0 disables it).
+    """
+
+    steps: int = 400
+    lr: float = 0.3
+    lr_rampup: float = 0.05
+    lr_rampdown: float = 0.3
+    penalty: float = 0.0
+
+
+@dataclass(frozen=True)
+class MganOptions(_Attempts):
     """Multi-code GAN prior (Gu et al. 2020).
 
     n_codes: codes per sample; split: the block index ``k`` where their features mix
@@ -119,8 +127,8 @@ class MganOptions(_Common):
     penalty: latent-prior penalty weight, as for ``latent``.
     warm_start: the fraction of ``steps`` spent first on a single-code warm start: the ``latent``
         method (peak rate ``lr_warm``, ``n_starts`` parallel starts kept after ``select_at``,
-        ``restarts`` above ``restart_above``, ``refine_steps`` Levenberg-Marquardt polish, ``lm_starts``; see
-        :class:`LatentOptions`), whose best code becomes code 0. The multi-code phase then only
+        ``restarts`` above ``restart_above``, ``refine_steps`` Levenberg-Marquardt polish,
+        ``lm_starts``; see :class:`_Attempts`), whose best code becomes code 0. The multi-code phase then only
         adds what one code cannot fit, instead of searching from scattered random codes (which
         overfits under-determined observations). 0 starts the codes from the best initial
         samples by data fit, as the mGANprior paper does.
@@ -136,14 +144,8 @@ class MganOptions(_Common):
     penalty: float = 0.0
     warm_start: float = 0.4
     lr_warm: float = 0.3
-    n_starts: int = 4
-    select_at: float = 0.25
     restarts: int = 1
-    restart_above: float = 1e-6
-    refine_steps: int = 40
-    refine_max_dim: int = 512
     lm_starts: int = 0
-    lm_steps: int = 60
 
 
 def _default_stages() -> Tuple[Stage, ...]:
@@ -203,7 +205,7 @@ def _check_values(opts) -> None:
         raise ValueError(f"steps must be >= 1 (for dgp: the stages' total), got {opts.steps}")
     if opts.n_init < 1 or opts.init_chunk < 1:
         raise ValueError(f"n_init and init_chunk must be >= 1, got {opts.n_init}, {opts.init_chunk}")
-    if isinstance(opts, LatentOptions) and not 1 <= opts.n_starts <= opts.n_init:
+    if isinstance(opts, _Attempts) and getattr(opts, "warm_start", 1) > 0 and not 1 <= opts.n_starts <= opts.n_init:
         raise ValueError(f"n_starts must be in 1..n_init={opts.n_init}, got {opts.n_starts}")
     if not isinstance(opts.optimize_class, bool) or opts.lr_class < 0:
         raise ValueError(f"optimize_class must be a bool and lr_class >= 0, got {opts.optimize_class!r}, "
@@ -213,8 +215,6 @@ def _check_values(opts) -> None:
     if isinstance(opts, MganOptions):
         if not 0.0 <= opts.warm_start < 1.0:
             raise ValueError(f"warm_start must be a fraction of steps in [0, 1), got {opts.warm_start}")
-        if opts.warm_start > 0 and not 1 <= opts.n_starts <= opts.n_init:
-            raise ValueError(f"n_starts must be in 1..n_init={opts.n_init}, got {opts.n_starts}")
         if not 1 <= opts.n_codes <= opts.n_init:
             raise ValueError(f"n_codes must be in 1..n_init={opts.n_init}, got {opts.n_codes}")
         if opts.init_importance not in ("best", "uniform"):
