@@ -18,7 +18,8 @@ Example::
     >>> G = priors.wrap(nn.Sequential(nn.Linear(8, 48), nn.Tanh(), nn.Unflatten(1, (3, 4, 4))), (8,))
     >>> x = G(G.sample_latents(2, seed=1))
     >>> identity = lambda img: img
-    >>> res = restore.solve(x, identity, G, method="mgan", steps=20, seed=0, progress=False, n_codes=4)
+    >>> res = restore.solve(x, identity, G, method="mgan", steps=20, seed=0, progress=False, n_codes=4,
+    ...                     warm_start=0.0)  # the paper's cold start: exactly 20 steps
     >>> res.image.shape, res.history.shape
     (torch.Size([2, 3, 4, 4]), torch.Size([20, 2]))
 """
