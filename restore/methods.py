@@ -250,7 +250,9 @@ def _refinable(run, o) -> bool:
 
 def _refine(run: Run, z, y, op, c, steps: Optional[int] = None) -> None:
     """Levenberg-Marquardt polish from codes ``z``; every evaluation is tracked like a step. A
-    :class:`ClassVector` ``c`` stays fixed at its current probabilities (LM polishes ``z`` only)."""
+    :class:`ClassVector` ``c`` stays fixed at its current probabilities (LM polishes ``z`` only).
+    A sample leaves once its loss falls below 1e-12 or has fallen by less than 1% over the last
+    10 steps (a local minimum, or the floor of an observation no code fits exactly)."""
     G = run.G
     c, extra = (c().detach(), {"class": c().detach()}) if isinstance(c, ClassVector) else (c, {})
 

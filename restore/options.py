@@ -82,11 +82,16 @@ class _Attempts(_Common):
         with twice as many parallel starts at each retry.
     refine_steps: Levenberg-Marquardt steps after Adam (:mod:`restore.refine`); they run only for
         the MSE loss, without penalty, when the latent has at most ``refine_max_dim`` entries.
-        A sample leaves the polish once converged (loss < 1e-12) or stuck (damping past 1e6).
+        A sample leaves the polish once converged (loss < 1e-12) or stuck (damping past 1e6, or
+        its loss fell by less than 1% over the last 10 steps).
     lm_starts, lm_steps: the last resort for samples still above ``restart_above`` after all
         attempts (same conditions as the polish): Levenberg-Marquardt straight from their best
         initial codes, up to ``lm_starts`` of them one after another, ``lm_steps`` steps each
-        (0 disables). Costly per step (a Jacobian), so only stalled samples pay for it.
+        (0 disables). Costly per step (a Jacobian), so only stalled samples pay for it, and a
+        start is abandoned once its loss fell by less than 1% over 10 steps. On noisy or
+        out-of-range observations no sample gets below the default ``restart_above``: set it
+        above the noise floor (about ``sigma**2`` for Gaussian noise of std ``sigma``), or every
+        sample pays for all restarts and LM starts.
     """
 
     n_starts: int = 4
@@ -95,7 +100,7 @@ class _Attempts(_Common):
     restart_above: float = 1e-6
     refine_steps: int = 40
     refine_max_dim: int = 512
-    lm_starts: int = 4
+    lm_starts: int = 8
     lm_steps: int = 60
 
 
@@ -190,7 +195,7 @@ def _scaled_stages(factor: float) -> Tuple[Stage, ...]:
 PRESETS = {
     "latent": {"fast": LatentOptions(steps=200, n_init=128, n_starts=2, restarts=0, refine_steps=5, lm_starts=0),
                "default": LatentOptions(),
-               "quality": LatentOptions(steps=800, n_init=512, n_starts=8, restarts=2, refine_steps=60, lm_starts=8)},
+               "quality": LatentOptions(steps=800, n_init=512, n_starts=8, restarts=2, refine_steps=60, lm_starts=16)},
     "mgan": {"fast": MganOptions(steps=200, n_codes=10, n_init=128),
              "default": MganOptions(),
              "quality": MganOptions(steps=1500, n_codes=30, n_init=512)},

@@ -24,21 +24,27 @@ def _jacobian(f, z: torch.Tensor, chunk: int) -> torch.Tensor:
 
 @torch.no_grad()
 def levenberg_marquardt(f, z: torch.Tensor, y: torch.Tensor, steps: int, on_step=None, damping: float = 1e-2,
-                        chunk: int = 25, tol: float = 1e-12) -> torch.Tensor:
+                        chunk: int = 25, tol: float = 1e-12, stall_window: int = 10,
+                        stall_ratio: float = 0.99) -> torch.Tensor:
     """Minimize ``mean((f(z, idx) - y)**2)`` per sample over ``z`` ``(B, *latent)`` by LM; returns ``z``.
 
     ``f(z_rows, idx)`` maps the latents of samples ``idx`` (a LongTensor) to their observations.
     ``on_step(t, loss (B,), ok (B,), z)`` is called after each step and may return True to stop.
-    A sample is done once its loss is below ``tol`` or its damping has grown past ``1e6``; done
-    samples are left out of later Jacobians, and the polish ends when all are done.
+    A sample is done once its loss is below ``tol``, its damping has grown past ``1e6``, or it has
+    stalled: its loss is above ``stall_ratio`` times its loss ``stall_window`` steps earlier (a
+    local minimum, or an observation no code fits exactly; Gauss-Newton converges much faster
+    than that near an exact fit). Done samples are left out of later Jacobians, and the polish
+    ends when all are done.
     """
     yf = y.flatten(1)
     everyone = torch.arange(z.shape[0], device=z.device)
     res = f(z, everyone).flatten(1) - yf
     loss = res.square().mean(1)
     lam = torch.full_like(loss, damping)
+    past = [loss]
     for t in range(steps):
-        idx = everyone[~((loss < tol) | (lam >= 1e6))]
+        stalled = loss > stall_ratio * past[0] if len(past) > stall_window else torch.zeros_like(loss, dtype=torch.bool)
+        idx = everyone[~((loss < tol) | (lam >= 1e6) | stalled)]
         if len(idx) == 0:
             break
         zi, ri = z.index_select(0, idx), res.index_select(0, idx)
@@ -55,6 +61,7 @@ def levenberg_marquardt(f, z: torch.Tensor, y: torch.Tensor, steps: int, on_step
         z, res, loss = z.clone(), res.clone(), loss.clone()
         z[take], res[take], loss[take] = z_new[accept], res_new[accept], loss_new[accept]
         lam[idx] = torch.where(accept, lam[idx] / 3, lam[idx] * 4).clamp(1e-8, 1e8)
+        past = (past + [loss])[-(stall_window + 1):]
         if on_step is not None and on_step(t, loss, torch.isfinite(loss), z):
             break
     return z
