@@ -206,8 +206,7 @@ def _attempt(run: Run, pool, ranks, idx) -> None:
     o, m = run.opts, ranks.shape[1]
     y, cs = run.y.index_select(0, idx), _start_classes(run, ranks, idx)
     op = _Subset(run.operator, idx, run.y.shape[0])
-    lrs = lambda t, off=0: {"latent": ramp_lr((t + off) / max(1, o.steps), o.lr, o.lr_rampup, o.lr_rampdown),  # noqa
-                            "class": ramp_lr((t + off) / max(1, o.steps), o.lr_class, o.lr_rampup, o.lr_rampdown)}
+    lrs = _schedule(o, o.steps, {"latent": o.lr, "class": o.lr_class})
     s1 = int(o.steps * o.select_at) if m > 1 else 0
     run.tracker.sub = None if len(idx) == run.y.shape[0] else idx
     z1, c = pool[ranks[:, 0]], None if cs is None else _class_code(run, cs[:, 0])
@@ -226,10 +225,19 @@ def _attempt(run: Run, pool, ranks, idx) -> None:
             if isinstance(starts.c, ClassVector):  # the best start's class vector goes on with it
                 c = starts.c.take(torch.arange(len(idx), device=best.device) * m + best)
     code = LatentCode(run.G, z1, c)
-    if run.loop(code, y, o.steps - s1, lambda t: lrs(t, s1), operator=op):
+    if run.loop(code, y, o.steps - s1, lambda t: lrs(t + s1), operator=op):
         return
     if _refinable(run, o):
         _refine(run, code.z.detach().clone(), y, op, code.c)
+
+
+def _schedule(o, steps: int, peaks: dict):
+    """``t -> {group: rate}``: each group's peak rate times one warm-up / cool-down factor
+    (:func:`restore.optim.ramp_lr` with ``o.lr_rampup``, ``o.lr_rampdown``) at ``t / steps``."""
+    def lrs(t):
+        f = ramp_lr(t / max(1, steps), 1.0, o.lr_rampup, o.lr_rampdown)
+        return {group: peak * f for group, peak in peaks.items()}
+    return lrs
 
 
 def _start_classes(run, ranks, idx):
@@ -285,10 +293,7 @@ def _run_mgan(run: Run):
         c = run.tracker.state.get("class", c)
     steps = o.steps - warm
     mc = MultiCode(run.G, codes, split, _class_code(run, c), o.init_importance)
-    lrs = lambda t: {"latent": ramp_lr(t / max(1, steps), o.lr, o.lr_rampup, o.lr_rampdown),  # noqa: E731
-                     "importance": ramp_lr(t / max(1, steps), o.lr_importance, o.lr_rampup, o.lr_rampdown),
-                     "class": ramp_lr(t / max(1, steps), o.lr_class, o.lr_rampup, o.lr_rampdown)}
-    run.loop(mc, run.y, steps, lrs)
+    run.loop(mc, run.y, steps, _schedule(o, steps, {"latent": o.lr, "importance": o.lr_importance, "class": o.lr_class}))
     state = dict(run.tracker.state)
     state.pop("z", None)  # the warm start's code lives on as codes[:, 0]
     return state, None

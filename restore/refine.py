@@ -8,6 +8,8 @@ sample's Jacobian ``J = d A(G(z)) / dz`` ``(m, d)`` comes from ``d`` forward-mod
 """
 from __future__ import annotations
 
+from collections import deque
+
 import torch
 from torch.func import jvp, vmap
 
@@ -41,10 +43,12 @@ def levenberg_marquardt(f, z: torch.Tensor, y: torch.Tensor, steps: int, on_step
     res = f(z, everyone).flatten(1) - yf
     loss = res.square().mean(1)
     lam = torch.full_like(loss, damping)
-    past = [loss]
+    past = deque([loss], maxlen=stall_window + 1)  # the loss now and ``stall_window`` steps ago
     for t in range(steps):
-        stalled = loss > stall_ratio * past[0] if len(past) > stall_window else torch.zeros_like(loss, dtype=torch.bool)
-        idx = everyone[~((loss < tol) | (lam >= 1e6) | stalled)]
+        done = (loss < tol) | (lam >= 1e6)
+        if len(past) == past.maxlen:
+            done |= loss > stall_ratio * past[0]
+        idx = everyone[~done]
         if len(idx) == 0:
             break
         zi, ri = z.index_select(0, idx), res.index_select(0, idx)
@@ -61,7 +65,7 @@ def levenberg_marquardt(f, z: torch.Tensor, y: torch.Tensor, steps: int, on_step
         z, res, loss = z.clone(), res.clone(), loss.clone()
         z[take], res[take], loss[take] = z_new[accept], res_new[accept], loss_new[accept]
         lam[idx] = torch.where(accept, lam[idx] / 3, lam[idx] * 4).clamp(1e-8, 1e8)
-        past = (past + [loss])[-(stall_window + 1):]
+        past.append(loss)
         if on_step is not None and on_step(t, loss, torch.isfinite(loss), z):
             break
     return z
