@@ -1,0 +1,182 @@
+"""Data consistency (restore.consistency): exact for every operator of the operator tests' factory dict."""
+import math
+
+import pytest
+import torch
+
+from operators import CompressedSensing, Downsample, Grayscale, Mask, masks
+from restore.consistency import apply_consistency, damped, diagonal_gram, noise_lambda, project
+from test_operators import BATCH, CASES, Case
+
+EXACT = {torch.float32: 1e-5, torch.float64: 1e-10}
+# compositions with a per-sample mask, on top of the shared factory dict
+EXTRA = {
+    "per_sample_mask_after_bicubic": Case(lambda s: Mask(masks.random_pixels((BATCH, 1, 4, 4), keep=0.6, seed=s))
+                                          @ Downsample(2), (3, 8, 8), True),
+    "per_sample_mask_after_gray": Case(lambda s: Mask(masks.random_pixels((BATCH, 1, 8, 8), keep=0.3, seed=s))
+                                       @ Grayscale(), (3, 8, 8), True),
+    "srht_power_of_two": Case(lambda s: CompressedSensing(10, (1, 4, 4), "srht", seed=s), (1, 4, 4), True),
+}
+ALL = {**CASES, **EXTRA}
+
+
+def _problem(name, dtype=torch.float64, seed=0):
+    """Operator, clean image, a different "prior" image and the noise-free observation."""
+    case = ALL[name]
+    op = case.make(seed).to(dtype)
+    gen = torch.Generator().manual_seed(seed + 100)
+    truth, prior = (torch.rand((BATCH,) + case.shape, generator=gen, dtype=torch.float64).to(dtype) for _ in range(2))
+    return op, truth, prior, op(truth)
+
+
+def _dense(op, x):
+    """The operator as a matrix over the whole batch ``(B*m, B*n)`` (small test operators only)."""
+    return torch.autograd.functional.jacobian(op.A, x).reshape(op(x).numel(), x.numel())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("name", list(ALL))
+def test_projection_makes_the_observation_exact(name, dtype):
+    op, _, prior, y = _problem(name, dtype)
+    out = project(prior, y, op)
+    assert out.shape == prior.shape and out.dtype == dtype
+    assert float((op(out) - y).abs().max()) <= EXACT[dtype]
+
+
+@pytest.mark.parametrize("name", list(ALL))
+def test_projection_is_the_minimum_norm_correction(name):
+    op, _, prior, y = _problem(name)
+    correction = (project(prior, y, op) - prior).flatten()
+    J = _dense(op, prior)
+    expected = torch.linalg.pinv(J) @ (y - op(prior)).flatten()
+    torch.testing.assert_close(correction, expected, rtol=1e-8, atol=1e-8)
+    _, s, vh = torch.linalg.svd(J)
+    null = vh[(s > 1e-9 * s[0]).sum():]  # rows span the null space of A
+    assert float((null @ correction).abs().max()) <= 1e-9 * float(correction.norm())  # in the range of A*
+
+
+@pytest.mark.parametrize("name", list(ALL))
+def test_damped_matches_the_dense_formula(name):
+    op, _, prior, y = _problem(name)
+    noisy = y + 0.05 * torch.randn(y.shape, generator=torch.Generator().manual_seed(1), dtype=y.dtype)
+    J = _dense(op, prior)
+    r = (noisy - op(prior)).flatten()
+    expected = J.T @ torch.linalg.solve(J @ J.T + 0.3 * torch.eye(len(r), dtype=r.dtype), r)
+    torch.testing.assert_close((damped(prior, noisy, op, 0.3) - prior).flatten(), expected, rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize("name", list(ALL))
+def test_damped_tends_to_projection_and_to_the_prior(name):
+    op, _, prior, y = _problem(name)
+    torch.testing.assert_close(damped(prior, y, op, 1e-9), project(prior, y, op), rtol=1e-6, atol=1e-6)
+    far = damped(prior, y, op, 1e9)
+    assert float((far - prior).abs().max()) < 1e-7
+    torch.testing.assert_close(damped(prior, y, op, math.inf), prior, rtol=0, atol=0)
+
+
+def test_per_sample_lambda():
+    op, _, prior, y = _problem("downsample_bicubic")
+    out = damped(prior, y, op, torch.tensor([0.0, math.inf], dtype=torch.float64))
+    torch.testing.assert_close(out[:1], project(prior, y, op)[:1])
+    torch.testing.assert_close(out[1:], prior[1:], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", [n for n, case in ALL.items() if diagonal_gram(case.make(0)) is not None])
+def test_diagonal_gram_is_exact_where_claimed(name):
+    op, _, prior, y = _problem(name)
+    d = diagonal_gram(op)
+    J = _dense(op, prior)
+    expected = torch.as_tensor(d, dtype=y.dtype).expand_as(y).flatten()
+    torch.testing.assert_close(J @ J.T, torch.diag(expected), rtol=1e-12, atol=1e-12)
+
+
+def test_closed_forms_cover_the_usual_tasks():
+    assert diagonal_gram(Downsample(4, "bicubic")) is None  # bicubic: CG
+    for op in (Mask(torch.ones(8, 8)), Downsample(4, "box"), Grayscale(), Mask(torch.ones(8, 8)) @ Grayscale(),
+               CompressedSensing(10, (1, 4, 4), "srht", seed=0)):
+        assert diagonal_gram(op) is not None
+
+
+def test_projection_of_a_full_size_super_resolution_is_exact_and_quick():
+    import time
+    op = Downsample(4)
+    gen = torch.Generator().manual_seed(0)
+    truth, prior = torch.rand(2, 3, 64, 64, generator=gen), torch.rand(2, 3, 64, 64, generator=gen)
+    start = time.perf_counter()
+    out = project(prior, op(truth), op)
+    assert time.perf_counter() - start < 2.0
+    assert float((op(out) - op(truth)).abs().max()) <= 1e-5
+
+
+def test_a_plain_linear_callable_gets_its_adjoint_from_autograd():
+    op, _, prior, y = _problem("down_gray_srht")
+    torch.testing.assert_close(project(prior, y, lambda img: op(img)), project(prior, y, op))
+    torch.testing.assert_close(damped(prior, y, lambda img: op(img), 0.2), damped(prior, y, op, 0.2))
+
+
+def _noisy_mask_problem(sigma=0.1, tau=0.05, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    op = Mask(masks.random_pixels((64, 64), keep=0.5, seed=seed)).double()
+    truth = torch.rand(2, 3, 64, 64, generator=gen, dtype=torch.float64)
+    prior = truth + tau * torch.randn(truth.shape, generator=gen, dtype=torch.float64)
+    y = op(truth) + sigma * torch.randn(truth.shape, generator=gen, dtype=torch.float64)  # holes noisy too
+    return op, truth, prior, y
+
+
+def test_noise_lambda_recovers_the_noise_to_prior_variance_ratio():
+    op, _, prior, y = _noisy_mask_problem(sigma=0.1, tau=0.05)
+    assert noise_lambda(prior, y, op, 0.1).tolist() == pytest.approx([4.0, 4.0], rel=0.15)
+    down = Downsample(2, "box").double()  # diagonal gram; and bicubic through Hutchinson's trace
+    for A in (down, Downsample(2).double()):
+        gen = torch.Generator().manual_seed(3)
+        truth = torch.rand(2, 3, 64, 64, generator=gen, dtype=torch.float64)
+        x = truth + 0.1 * torch.randn(truth.shape, generator=gen, dtype=torch.float64)
+        yy = A(truth) + 0.05 * torch.randn(A(truth).shape, generator=gen, dtype=torch.float64)
+        assert noise_lambda(x, yy, A, 0.05).tolist() == pytest.approx([0.25, 0.25], rel=0.3)
+
+
+def test_noise_lambda_limits():
+    op, _, prior, y = _noisy_mask_problem()
+    assert noise_lambda(prior, y, op, 0.0).tolist() == [0.0, 0.0]
+    assert noise_lambda(prior, y, op, 10.0).tolist() == [math.inf, math.inf]  # all residual is noise
+    with pytest.raises(ValueError, match="sigma must be a finite number >= 0"):
+        noise_lambda(prior, y, op, -0.1)
+
+
+def test_damping_from_the_noise_level_beats_projection_on_noisy_observations():
+    op, truth, prior, y = _noisy_mask_problem(sigma=0.1, tau=0.05)
+    seen = op.mask.bool().expand_as(truth)  # holes keep the prior's image in every mode
+    err = {mode: float((apply_consistency(prior, y, op, mode, sigma=0.1) - truth)[seen].square().mean())
+           for mode in ("project", "damped", "none")}
+    assert err["project"] == pytest.approx(0.1 ** 2, rel=0.05) and err["none"] == pytest.approx(0.05 ** 2, rel=0.05)
+    assert err["damped"] == pytest.approx(0.1 ** 2 * 0.05 ** 2 / (0.1 ** 2 + 0.05 ** 2), rel=0.05)  # posterior
+
+
+def test_apply_consistency_modes_and_clamping():
+    op, _, prior, y = _problem("downsample_bicubic")
+    assert apply_consistency(prior, y, op, "none") is prior
+    torch.testing.assert_close(apply_consistency(prior, y, op), project(prior, y, op))
+    torch.testing.assert_close(apply_consistency(prior, y, op, "damped", lam=0.5), damped(prior, y, op, 0.5))
+    clamped = apply_consistency(4 * prior - 2, y, op, clamp=True)
+    assert float(clamped.min()) >= 0 and float(clamped.max()) <= 1
+    mask_op, _, mprior, my = _problem("mask")
+    exact = apply_consistency(mprior, my, mask_op, clamp=True)  # a Mask stays exact after clipping
+    assert float((mask_op(exact) - my).abs().max()) <= 1e-12
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda op, x, y: apply_consistency(x, y, op, "exact"), ValueError,
+     r"mode must be one of \('project', 'damped', 'none'\)"),
+    (lambda op, x, y: apply_consistency(x, y, op, "damped"), ValueError, "needs sigma .* or lam"),
+    (lambda op, x, y: project(x, y[:, :, :2], op), ValueError, r"y has shape \(2, 3, 2, 4\) but the operator maps"),
+    (lambda op, x, y: project(x[0], y, op), ValueError, r"x must be an image batch \(B, C, H, W\)"),
+    (lambda op, x, y: project(x, y.long(), op), TypeError, "y must be a float tensor"),
+    (lambda op, x, y: project(x, y * float("nan"), op), ValueError, "y must be finite"),
+    (lambda op, x, y: damped(x, y, op, -1.0), ValueError, "lam must be >= 0"),
+    (lambda op, x, y: damped(x, y, op, torch.ones(3)), ValueError, r"one value per sample \(2\)"),
+    (lambda op, x, y: project(x, y, lambda img: op(img).clamp(0, 0.3)), ValueError, "needs a linear operator"),
+])
+def test_bad_inputs_raise_before_any_work(call, error, message):
+    op, _, prior, y = _problem("downsample_bicubic")
+    with pytest.raises(error, match=message):
+        call(op, prior, y)
