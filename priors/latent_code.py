@@ -65,8 +65,3 @@ class LatentCode(nn.Module):
 
     def penalty(self) -> torch.Tensor:
         return latent_penalty(self.z)
-
-    @torch.no_grad()
-    def set_rows(self, rows: torch.Tensor, z: torch.Tensor) -> None:
-        """Replace the codes of samples ``rows`` (a (B,) bool mask) by ``z`` ``(rows.sum(), ...)``."""
-        self.z[rows] = z.to(self.z)

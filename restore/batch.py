@@ -40,7 +40,7 @@ from . import manifest
 from .io import IMAGE_SUFFIXES, InputError, atomic_path, save_image
 from .tasks import TaskOptions, build_operator, clean_image, keep_observed, observe_file, simulate
 
-__all__ = ["BatchConfig", "run_batch", "run_batch_cli", "list_inputs", "dist_env", "check_same_run", "RUN_FILE"]
+__all__ = ["BatchConfig", "run_batch", "list_inputs", "dist_env", "check_same_run", "RUN_FILE"]
 
 
 @dataclass(frozen=True)
@@ -337,22 +337,3 @@ def _remove_stale_temporaries(out_dir: Path, mine: List[Path]) -> None:
     for p in mine:
         for tmp in out_dir.glob(f".{glob.escape(p.stem)}.????????.tmp.png"):
             tmp.unlink(missing_ok=True)
-
-
-def run_batch_cli(args) -> int:
-    """``ganrestore batch``: build the config from parsed arguments, run, print a summary."""
-    from .cli.commands import task_options
-    from .cli.common import Console
-
-    console = Console(args.quiet, args.json)
-    cfg = BatchConfig(input_dir=args.input_dir, output_dir=args.output_dir, task=task_options(args, args.task),
-                      prior=args.prior, family=args.family, simulate=args.simulate, noise_sigma=args.noise_sigma,
-                      batch_size=args.batch_size, method=args.method, preset=args.preset, steps=args.steps,
-                      seed=args.seed, device=args.device, fit=args.fit,
-                      keep_observed=args.keep_observed)
-    stats = run_batch(cfg, warn=console.warn, progress=console.progress)
-    if stats["rank"] == 0:
-        console.info(f"batch: {stats['ok']}/{stats['total']} inputs restored ({stats['skipped']} already done on "
-                     f"rank 0, {len(stats['failed'])} failed); manifest {stats['manifest']}")
-        console.report(dict(stats, config=json.loads(json.dumps(dataclasses.asdict(cfg), default=str))))
-    return 0 if stats.get("failed", []) == [] else 1

@@ -50,15 +50,6 @@ class MaskedAdam:
         self.v = {id(p): torch.zeros_like(p) for p in params}
         self.t = torch.zeros(self.batch, device=params[0].device, dtype=params[0].dtype)
 
-    def reset_rows(self, rows: torch.Tensor) -> None:
-        """Forget the moments and step counts of samples ``rows`` (a (B,) bool mask)."""
-        for p in self.m:
-            shape = (-1,) + (1,) * (self.m[p].dim() - 1)
-            keep = (~rows).to(self.m[p].dtype).view(shape)
-            self.m[p].mul_(keep)
-            self.v[p].mul_(keep)
-        self.t.mul_((~rows).to(self.t.dtype))
-
     @torch.no_grad()
     def step(self, lrs: Dict[str, float], active: torch.Tensor) -> None:
         """One update of the samples where ``active`` (a (B,) bool mask) is True.

@@ -20,8 +20,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
-__all__ = ["Stage", "LatentOptions", "MganOptions", "DgpOptions", "PRESETS", "METHODS", "resolve",
-           "as_dict"]
+__all__ = ["Stage", "LatentOptions", "MganOptions", "DgpOptions", "PRESETS", "METHODS", "PRESET_NAMES",
+           "DEFAULT_METHOD", "resolve", "as_dict"]
 
 
 @dataclass(frozen=True)
@@ -186,6 +186,9 @@ class DgpOptions(_Common):
 
 
 METHODS = {"latent": LatentOptions, "mgan": MganOptions, "dgp": DgpOptions}
+"""The registry of method names (and their options); :mod:`restore.methods` and the CLI read it."""
+DEFAULT_METHOD = "mgan"
+PRESET_NAMES = ("fast", "default", "quality")
 
 
 def _scaled_stages(factor: float) -> Tuple[Stage, ...]:
@@ -203,6 +206,9 @@ PRESETS = {
             "default": DgpOptions(),
             "quality": DgpOptions(n_init=1000, stages=_scaled_stages(2.0))},
 }
+
+
+assert all(tuple(p) == PRESET_NAMES for p in PRESETS.values()), "every method has every preset"
 
 
 def _check_values(opts) -> None:

@@ -36,9 +36,10 @@ from tqdm.auto import tqdm
 from priors.class_vector import as_probabilities
 
 from .losses import build_loss
-from .loop import StepState, Tracker
-from .methods import RUNNERS, Run
-from .options import as_dict, resolve
+from .loop import StepState, StopSolve, Tracker
+from .methods import SOLVERS
+from .problem import Problem
+from .options import DEFAULT_METHOD, as_dict, resolve
 
 __all__ = ["solve", "Result", "StepState"]
 
@@ -149,7 +150,7 @@ def _fresh_seed() -> int:
     return int(torch.Generator().seed() % (2 ** 31))
 
 
-def solve(y: torch.Tensor, operator: Callable, prior, *, method: str = "mgan", steps: Optional[int] = None,
+def solve(y: torch.Tensor, operator: Callable, prior, *, method: str = DEFAULT_METHOD, steps: Optional[int] = None,
           seed: Optional[int] = None, device=None, loss=None, callbacks: Sequence[Callable] = (),
           progress: bool = True, preset: str = "default", c: Optional[torch.Tensor] = None, **options) -> Result:
     """Restore the images behind observations ``y`` by inverting the GAN ``prior``.
@@ -195,16 +196,20 @@ def solve(y: torch.Tensor, operator: Callable, prior, *, method: str = "mgan", s
     _check_finite(y)
     seed = _fresh_seed() if seed is None else int(seed)
     G = prior.in_space(opts.space)
-    loss_fn = build_loss(loss, prior=G, device=y.device)
-    tracker = Tracker(y.shape[0])
+    problem = Problem(G, y.detach(), operator, build_loss(loss, prior=G, device=y.device), seed, c)
+    solver, stopped = SOLVERS[method], False
     total = opts.steps + (getattr(opts, "refine_steps", 0) or 0)
     with _noise_fixed(G, seed), tqdm(total=total, disable=not progress, desc=f"restore[{method}]",
                                      leave=False) as bar:
-        run = Run(G, y.detach(), operator, loss_fn, opts, tracker, tuple(callbacks), bar, seed, c)
-        state, finetuned = RUNNERS[method](run)
+        tracker = Tracker(y.shape[0], callbacks, bar)
+        context = solver.setup(problem, opts)
+        try:
+            solver.run(problem, opts, tracker, context)
+        except StopSolve:
+            stopped = True
+        state, finetuned = solver.finish(opts, tracker, context)
     history = torch.stack(tracker.history) if tracker.history else torch.zeros(0, y.shape[0])
     return Result(image=tracker.image.clamp(0, 1), loss=tracker.best_loss, best_step=tracker.best_step,
                   latents=dict(state), history=history,
                   options={"method": method, "seed": seed, "loss": loss, **as_dict(opts)},
-                  finetuned=finetuned, nonfinite_steps=tracker.nonfinite,
-                  stopped_early=run.stopped)
+                  finetuned=finetuned, nonfinite_steps=tracker.nonfinite, stopped_early=stopped)

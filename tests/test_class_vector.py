@@ -12,7 +12,8 @@ from operators import Mask, masks
 from priors import biggan, biggan_pytorch, cdcgan, dcgan
 from priors.class_vector import ClassVector, as_probabilities
 from restore import Stage
-from restore.methods import _init_pool_classes
+from restore.losses import mse
+from restore.problem import Problem, draw_pool
 
 torch.set_num_threads(1)
 
@@ -92,20 +93,26 @@ def test_given_class_stays_fixed_by_default(method):
     assert res.options["optimize_class"] is False
 
 
+def _pool_pairs(G, y, n, chunk, seed):
+    """Seeded (latent, class) initial pairs for ``y`` through the identity: ``(z, order, ids)``."""
+    pool = draw_pool(Problem(G, y, lambda x: x, mse, seed), n, chunk, draw_classes=True)
+    return pool.z, pool.order, pool.classes
+
+
 def test_pool_pairs_pick_the_fitting_class(G):
     """Without ``c``, initial (latent, class) pairs are drawn from the seed: a sample rendered from
     one of them gets that pair first, hence its class."""
-    pool, _, ids = _init_pool_classes(G, torch.zeros(1, 3, G.resolution, G.resolution), lambda x: x, 16, 16, 4)
+    pool, _, ids = _pool_pairs(G, torch.zeros(1, 3, G.resolution, G.resolution), 16, 16, 4)
     assert len(ids.unique()) > 1 and ids.shape == (16,)
     with torch.no_grad():
         y = G(pool[ROWS], ids[ROWS])
-    _, order, ids2 = _init_pool_classes(G, y, lambda x: x, 16, 5, 4)  # chunking does not matter
+    _, order, ids2 = _pool_pairs(G, y, 16, 5, 4)  # chunking does not matter
     assert order[:, 0].tolist() == ROWS and torch.equal(ids, ids2)
 
 
 @pytest.mark.parametrize("method", sorted(FAST))
 def test_no_class_given_starts_from_best_pair(G, method):
-    pool, _, ids = _init_pool_classes(G, torch.zeros(1, 3, G.resolution, G.resolution), lambda x: x, 8, 8, 4)
+    pool, _, ids = _pool_pairs(G, torch.zeros(1, 3, G.resolution, G.resolution), 8, 8, 4)
     with torch.no_grad():
         y = G(pool[ROWS], ids[ROWS])
     steps = {"latent": 2, "mgan": 2, "dgp": None}[method]

@@ -31,7 +31,7 @@ def _dispatch(args) -> int:
         from .commands import run_degrade
         return run_degrade(args)
     if args.command == "batch":
-        from ..batch import run_batch_cli
+        from .batch import run_batch_cli
         return run_batch_cli(args)
     if args.command == "demo":
         from .demo import run_demo

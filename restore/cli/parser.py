@@ -5,13 +5,11 @@ import argparse
 import sys
 
 from .._version import __version__
+from ..options import DEFAULT_METHOD, METHODS, PRESET_NAMES
 from ..tasks import MASK_KINDS, TASKS
 from .common import DEFAULT_PRIOR
 
 __all__ = ["build_parser", "OneLineParser"]
-
-METHODS = ("latent", "mgan", "dgp")
-PRESETS = ("fast", "default", "quality")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -50,8 +48,9 @@ def _add_prior(p: argparse.ArgumentParser) -> None:
     g.add_argument("--prior", default=DEFAULT_PRIOR,
                    help=f"registry name, checkpoint path (with --family) or module:function (default {DEFAULT_PRIOR})")
     g.add_argument("--family", help="generator family of a checkpoint path (dcgan, mlp, cdcgan, ...)")
-    g.add_argument("--method", choices=METHODS, default="mgan", help="inversion method (default mgan)")
-    g.add_argument("--preset", choices=PRESETS, default="default", help="solver preset (default 'default')")
+    g.add_argument("--method", choices=tuple(METHODS), default=DEFAULT_METHOD,
+                   help=f"inversion method (default {DEFAULT_METHOD})")
+    g.add_argument("--preset", choices=PRESET_NAMES, default="default", help="solver preset (default 'default')")
     g.add_argument("--steps", type=_positive_int, help="optimization steps (overrides the preset)")
     g.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")

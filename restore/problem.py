@@ -1,0 +1,126 @@
+"""What a solve is about, fixed for its whole run: the :class:`Problem`, its sub-batch views and
+the pool of initial codes ranked by data fit.
+
+* :class:`Problem` (frozen): generator, observations ``y (B, ...)``, operator, loss, seed, classes.
+* :class:`Rows` (frozen): a view of some of its samples, each possibly repeated (parallel
+  starts): the rows' observations and operator, and which samples they belong to. Every
+  optimization step and Levenberg-Marquardt step runs on one.
+* :class:`Pool`: ``n`` seeded initial latents (and classes) with each sample's ranking of them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import torch
+
+from operators.batching import Repeated, Row, Subset, is_per_sample
+
+__all__ = ["Problem", "Rows", "Pool", "draw_pool"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A solve's fixed inputs.
+
+    G: the prior (a :class:`priors.Generator`, in the solve's latent space).
+    y: observations ``(B, ...)`` (detached). operator: ``(B, C, H, W) -> (B, ...)``.
+    loss: ``(A(G(.)), y) -> (B,)`` data-fit loss. seed: the solve's seed.
+    c: class labels ``(B,)`` / ``(B, n_classes)`` for a conditional prior, or None.
+    """
+
+    G: Any
+    y: torch.Tensor
+    operator: Callable
+    loss: Callable
+    seed: int
+    c: Optional[torch.Tensor] = None
+
+    @property
+    def batch(self) -> int:
+        return self.y.shape[0]
+
+    def rows(self, idx: Optional[torch.Tensor] = None, group: int = 1) -> "Rows":
+        """The view of samples ``idx`` ``(S,)`` (None: all, in order), ``group`` rows each."""
+        if idx is None:
+            y, op = self.y, self.operator
+        else:
+            y, op = self.y.index_select(0, idx), Subset(self.operator, idx, self.batch)
+            if len(idx) == self.batch:  # every sample: tracked as the whole batch
+                idx = None
+        if group > 1:
+            y, op = y.repeat_interleave(group, 0), Repeated(op, group)
+        return Rows(idx, group, y, op)
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Rows of a sub-problem: samples ``idx`` ``(S,)`` of the solve (None: all ``B``), each
+    repeated ``group`` times (consecutive rows); ``y`` ``(S * group, ...)`` their observations
+    and ``operator`` their operator ``(S * group, C, H, W) -> (S * group, ...)``."""
+
+    idx: Optional[torch.Tensor]
+    group: int
+    y: torch.Tensor
+    operator: Callable
+
+
+@dataclass(frozen=True)
+class Pool:
+    """``z`` ``(n, *latent_shape)`` seeded initial latents; ``order`` ``(B, n)`` each sample's
+    candidates by data fit, best first; ``classes`` ``(n,)`` the class id drawn with each latent
+    (conditional priors optimizing their class without given labels), else None."""
+
+    z: torch.Tensor
+    order: torch.Tensor
+    classes: Optional[torch.Tensor] = None
+
+    def start_classes(self, problem: Problem, ranks: torch.Tensor, idx: torch.Tensor):
+        """The initial class of each start ``ranks`` ``(S, m)`` of samples ``idx``: the drawn
+        pair's class, else the sample's given ``c`` (``(S, m)`` ids or ``(S, m, n_classes)``); or None."""
+        if self.classes is not None:
+            return self.classes[ranks]
+        if problem.c is None:
+            return None
+        c = problem.c.index_select(0, idx)
+        return c[:, None].expand(c.shape[0], ranks.shape[1], *c.shape[1:])
+
+    def first_classes(self, problem: Problem):
+        """Each sample's class at its best candidate: ``(B,)`` drawn ids, or the given ``c``."""
+        return self.classes[self.order[:, 0]] if self.classes is not None else problem.c
+
+
+def _scores(operator, images, yf):
+    """``(B, k)`` squared distances (up to a per-sample constant) of ``A(images)`` to ``y``."""
+    if not is_per_sample(operator):
+        ax = operator(images).flatten(1).double()
+        return (ax * ax).sum(1)[None] - 2 * yf @ ax.T
+    cols = []
+    for img in images:  # a per-sample operator sees each candidate once per sample
+        ax = operator(img.expand(yf.shape[0], *img.shape)).flatten(1).double()
+        cols.append((ax * ax).sum(1) - 2 * (ax * yf).sum(1))
+    return torch.stack(cols, 1)
+
+
+@torch.no_grad()
+def draw_pool(problem: Problem, n: int, chunk: int, draw_classes: bool = False) -> Pool:
+    """``n`` latents seeded by ``problem.seed``, ranked per sample by data fit (MSE of
+    ``A(G(z))`` to ``y``), rendered ``chunk`` at a time. With ``draw_classes`` (a conditional
+    prior without given classes) each latent comes with a class id drawn from a
+    ``torch.Generator`` seeded with the same seed, and renders with it."""
+    G, y, op, c = problem.G, problem.y, problem.operator, problem.c
+    z = G.sample_latents(n, seed=problem.seed, device=y.device)
+    yf = y.flatten(1).double()
+    if draw_classes:
+        ids = torch.randint(G.n_classes, (n,), generator=torch.Generator().manual_seed(problem.seed)).to(y.device)
+        scores = [_scores(op, G(part, cls), yf) for part, cls in zip(z.split(chunk), ids.split(chunk))]
+        return Pool(z, torch.cat(scores, 1).argsort(1), ids)
+    scores = []
+    for part in z.split(chunk):
+        if c is None:
+            scores.append(_scores(op, G(part), yf))
+        else:  # conditional: each sample renders the candidates with its own class
+            rows = [_scores(Row(op, b), G(part, c[b:b + 1].expand(len(part), *c.shape[1:])), yf[b:b + 1])
+                    for b in range(problem.batch)]
+            scores.append(torch.cat(rows))
+    return Pool(z, torch.cat(scores, 1).argsort(1))
