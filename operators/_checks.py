@@ -8,7 +8,7 @@ import torch
 
 Dims = Tuple[Optional[int], ...]
 
-__all__ = ["check_tensor", "check_finite", "format_dims", "draw_seed", "seeded_generator"]
+__all__ = ["check_tensor", "check_finite", "check_sizes", "format_dims", "draw_seed", "seeded_generator"]
 
 
 def format_dims(dims: Sequence[Optional[int]]) -> str:
@@ -39,6 +39,18 @@ def check_tensor(t, what: str, dims: Sequence[Optional[int]], owner: str = "") -
         if want is not None and want != got:
             raise ValueError(f"{prefix}{what} must have shape {expected}, got {tuple(t.shape)} "
                              f"(dimension {axis} is {got}, expected {want})")
+
+
+def check_sizes(shape: Sequence[int], what: str, example: str = "(C, H, W)") -> Tuple[int, ...]:
+    """``shape`` as a non-empty tuple of positive ints; ``ValueError`` naming ``what`` otherwise."""
+    try:
+        dims = tuple(int(s) for s in shape)
+        ok = len(dims) >= 1 and all(d >= 1 and d == s for d, s in zip(dims, shape))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{what} must be a tuple of positive ints such as {example}, got {shape!r}")
+    return dims
 
 
 def check_finite(t: torch.Tensor, what: str, owner: str = "") -> None:

@@ -1,7 +1,8 @@
 """Rebuild operators and noise models from ``spec()`` dictionaries.
 
 A spec is a JSON-able dict (numpy arrays allowed, e.g. a mask) with a ``"type"`` key and the
-constructor arguments; random operators store their seed, so the rebuilt operator is identical.
+constructor arguments (or, for a type with a ``from_spec`` classmethod such as ``Matrix``, what that
+reads); random operators store their seed, so the rebuilt operator is identical.
 
 Example::
 
@@ -18,12 +19,13 @@ from .base import ComposedOperator, LinearOperator
 from .color import Grayscale
 from .compressed_sensing import CompressedSensing
 from .mask import Mask
+from .matrix import Matrix
 from .noise import GaussianNoise, PoissonNoise
 from .resample import Downsample
 
 __all__ = ["from_spec", "SPEC_TYPES"]
 
-SPEC_TYPES = {cls.__name__: cls for cls in (Mask, Downsample, Grayscale, CompressedSensing,
+SPEC_TYPES = {cls.__name__: cls for cls in (Mask, Downsample, Grayscale, CompressedSensing, Matrix,
                                             GaussianNoise, PoissonNoise)}
 
 
@@ -37,4 +39,5 @@ def from_spec(spec: Dict[str, Any]) -> Union[LinearOperator, GaussianNoise, Pois
         return ComposedOperator([from_spec(s) for s in args["ops"]])
     if kind not in SPEC_TYPES:
         raise ValueError(f"unknown operator type {kind!r}; expected one of {sorted(SPEC_TYPES) + ['Composed']}")
-    return SPEC_TYPES[kind](**args)
+    cls = SPEC_TYPES[kind]
+    return cls.from_spec(args) if hasattr(cls, "from_spec") else cls(**args)

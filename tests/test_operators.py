@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 
-from operators import (CompressedSensing, Downsample, GaussianNoise, Grayscale, LinearOperator, Mask,
-                       PoissonNoise, from_spec, masks)
+from operators import (CompressedSensing, Downsample, GaussianNoise, Grayscale, LinearOperator, Mask, Matrix,
+                       PoissonNoise, from_callable, from_spec, masks)
 from operators.compressed_sensing import fwht
 
 BATCH = 2  # every case is tested on a batch of two (the per-sample mask needs exactly two)
@@ -20,6 +20,22 @@ class Case(NamedTuple):
     make: Callable[[int], LinearOperator]  # seed -> operator
     shape: Tuple[int, int, int]            # per-sample input shape
     random: bool                           # does the seed change the operator?
+    spec: bool = True                      # does spec() serialize it (else: a clear NotImplementedError)?
+
+
+def _gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+def _sparse(seed):
+    import scipy.sparse
+    return scipy.sparse.random(15, 25, density=0.3, format="csr", random_state=seed)
+
+
+def _callable(seed):
+    W = torch.randn(12, 18, generator=_gen(seed), dtype=torch.float64)
+    return from_callable(lambda x: x.flatten(1) @ W.to(x).T, lambda y: (y @ W.to(y)).view(-1, 2, 3, 3),
+                         (2, 3, 3), (12,))
 
 
 CASES = {
@@ -34,6 +50,10 @@ CASES = {
     "gray_then_mask": Case(lambda s: Mask(masks.random_boxes((8, 8), 2, 3, seed=s)) @ Grayscale(), (3, 8, 8), True),
     "down_gray_srht": Case(lambda s: CompressedSensing(10, (1, 4, 4), "srht", seed=s) @ Grayscale() @ Downsample(2),
                            (3, 8, 8), True),
+    "matrix_dense": Case(lambda s: Matrix(torch.randn(20, 48, generator=_gen(s)), (3, 4, 4)), (3, 4, 4), True),
+    "matrix_sparse": Case(lambda s: Matrix(_sparse(s), (1, 5, 5)), (1, 5, 5), True),
+    "matrix_sparse_tall": Case(lambda s: Matrix(_sparse(s).T.tocoo(), (1, 3, 5)), (1, 3, 5), True),
+    "from_callable": Case(_callable, (2, 3, 3), True, spec=False),
 }
 NAMES = list(CASES)
 TOL = {torch.float32: 1e-4, torch.float64: 1e-10}
@@ -74,6 +94,15 @@ def test_adjoint_equals_autograd_vjp(name):
     y = _random_like(op(x))
     (vjp,) = torch.autograd.grad(op(x), x, y)
     torch.testing.assert_close(op.A_adjoint(y), vjp, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_forward_mode_jvp_under_vmap_equals_forward(name):
+    """The Levenberg-Marquardt polish differentiates ``A`` with ``torch.func.jvp`` under ``vmap``."""
+    op, x = _build(name)
+    tangents = torch.stack([_random_like(x, seed) for seed in range(3)])
+    columns = torch.func.vmap(lambda v: torch.func.jvp(op.A, (x,), (v,))[1])(tangents)
+    torch.testing.assert_close(columns, torch.stack([op(v) for v in tangents]), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -151,6 +180,10 @@ def test_device_matches_cpu(name, device):
 @pytest.mark.parametrize("name", NAMES)
 def test_spec_round_trips_through_json(name):
     op, x = _build(name)
+    if not CASES[name].spec:
+        with pytest.raises(NotImplementedError, match="cannot be serialized"):
+            op.spec()
+        return
     text = json.dumps(op.spec(), default=lambda a: a.tolist())
     rebuilt = from_spec(json.loads(text)).double()
     torch.testing.assert_close(rebuilt(x), op(x), rtol=0, atol=0)
@@ -385,7 +418,8 @@ def test_noise_bad_inputs(call, error, message):
 
 @pytest.mark.parametrize("module", ["operators", "operators.base", "operators.mask", "operators.masks",
                                     "operators.resample", "operators.color", "operators.compressed_sensing",
-                                    "operators.noise", "operators.spec"])
+                                    "operators.noise", "operators.spec", "operators.matrix",
+                                    "operators.matrix_free"])
 def test_docstring_examples_run(module):
     import doctest
     import importlib
