@@ -102,6 +102,8 @@ class Generator(nn.Module):
         discriminator: a :class:`Discriminator` or ``None``.
         needs_latent_in_tail: True when ``from_features`` needs ``z`` (style/class conditioning
             reaches every block, as in StyleGAN2 and BigGAN).
+        detection: what :func:`priors.load` detected when it was given a checkpoint path without
+            ``family`` (a :class:`priors.detect.Detection`), else ``None``.
     """
 
     latent_shape: Tuple[int, ...]
@@ -110,6 +112,7 @@ class Generator(nn.Module):
     n_classes: int = 0
     output_range: Tuple[float, float] = (-1.0, 1.0)
     needs_latent_in_tail: bool = False
+    detection: Any = None
 
     def __init__(self) -> None:
         super().__init__()

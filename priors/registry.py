@@ -15,6 +15,9 @@ Example::
     >>> "mlp-mnist28" in priors.available()
     True
     >>> G = priors.load("mlp-mnist28")            # doctest: +SKIP
+    >>> G = priors.load("my_G.pth")               # doctest: +SKIP
+    >>> G.detection.family                          # doctest: +SKIP
+    'dcgan'
     >>> G = priors.load("my_G.pth", family="dcgan")  # doctest: +SKIP
 """
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import importlib
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -29,6 +33,7 @@ from typing import Dict, List, Optional
 
 from ._download import ChecksumError, DownloadError, download_pypi, download_url, file_lock, sha256_file
 from .base import Generator
+from .detect import detect
 
 __all__ = ["FAMILIES", "load", "available", "get_entry", "entries", "fetch", "models_table",
            "cache_dir", "file_path", "ChecksumError", "DownloadError", "MissingWeightsError"]
@@ -39,6 +44,7 @@ FAMILIES: Dict[str, str] = {
 }
 _REQUIRED = ("name", "family", "resolution", "licence", "files")
 _WARNED: set = set()
+_log = logging.getLogger(__name__)
 
 
 class MissingWeightsError(FileNotFoundError):
@@ -93,7 +99,8 @@ def get_entry(name: str) -> dict:
         close = difflib.get_close_matches(str(name), list(table), n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise ValueError(f"unknown model {name!r}{hint}; registered models: {', '.join(sorted(table))}. "
-                         f"For a local checkpoint pass its path and family=one of {', '.join(FAMILIES)}")
+                         f"For a local checkpoint pass its path (the family is detected, or family= one of "
+                         f"{', '.join(FAMILIES)})")
     return table[name]
 
 
@@ -183,8 +190,12 @@ def load(name_or_path, family: Optional[str] = None, device=None, progress: bool
     """A frozen :class:`~priors.base.Generator` from a registered name or a local checkpoint.
 
     Args:
-        name_or_path: a name from :func:`available` (fetched on first use), or a checkpoint file.
-        family: required for a file (one of :data:`FAMILIES`); optional check for a name.
+        name_or_path: a name from :func:`available` (fetched on first use), a checkpoint file, or
+            a BigGAN folder (``pytorch_model.bin`` + ``config.json``).
+        family: one of :data:`FAMILIES`; an optional check for a name. For a path, ``None``
+            detects the family from the checkpoint's keys (:func:`priors.detect.detect`, weights
+            only): the returned generator's ``detection`` says what was picked and why (None when
+            ``family`` was given), and it is logged at INFO on the ``priors.registry`` logger.
         device: where to put the model.
         **kwargs: passed to the family's ``from_checkpoint`` (override the entry's own).
     """
@@ -197,11 +208,19 @@ def load(name_or_path, family: Optional[str] = None, device=None, progress: bool
         module = family_module(entry["family"])
         return module.from_checkpoint(path, device=device, **{**entry.get("kwargs", {}), **kwargs})
     path = Path(name_or_path).expanduser()
-    if not path.is_file():
+    if not path.exists():
         get_entry(str(name_or_path))  # raises, listing every valid name
+    found = None
     if family is None:
-        raise ValueError(f"loading the file {path} needs family=, one of {', '.join(FAMILIES)}")
-    return family_module(family).from_checkpoint(path, device=device, **kwargs)
+        found = detect(path)
+        family, path = found.family, found.path
+        _log.info("%s: detected %s", path, found)
+    elif path.is_dir() and family != "biggan":
+        raise ValueError(f"{path} is a folder; only family 'biggan' loads a folder (pytorch_model.bin + "
+                         f"config.json): pass the checkpoint file for family {family!r}")
+    G = family_module(family).from_checkpoint(path, device=device, **kwargs)
+    G.detection = found
+    return G
 
 
 def _status(name: str, entry: dict):

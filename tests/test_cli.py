@@ -114,7 +114,7 @@ def test_degrade_image_outputs_and_mask_file(capsys, tmp_path, photo):
 @pytest.mark.parametrize("argv,needles", [
     (["inpaint", "{tmp}/missing.png"], ["missing.png", "not found"]),
     (["inpaint", "{photo}", "--prior", "no-such-prior"], ["unknown model", "dcgan-digiface64"]),
-    (["inpaint", "{photo}", "--prior", "{photo}"], ["--family"]),
+    (["inpaint", "{photo}", "--prior", "{photo}"], ["not a PyTorch checkpoint"]),
     (["inpaint", "{photo}", "--prior", "no_such_module:thing"], ["cannot import"]),
     (["superres", "{photo}", "--factor", "3"], ["--factor 3", "divide"]),
     (["superres", "{photo}", "--fit", "error"], ["40x30", "--fit resize"]),

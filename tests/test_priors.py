@@ -363,7 +363,7 @@ def test_checkpoint_mismatch_is_a_clear_error(tmp_path):
         priors.load(tmp_path / "bad.pth", family="mlp")
 
 
-@pytest.mark.parametrize("module", ["priors.base", "priors.registry"])
+@pytest.mark.parametrize("module", ["priors.base", "priors.registry", "priors.detect"])
 def test_docstring_examples_run(module):
     """The documented examples (``priors.wrap``'s bring-your-own-generator one among them) run."""
     import doctest

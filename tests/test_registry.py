@@ -123,11 +123,11 @@ def test_registered_entries_are_complete():
             assert f.get("sha256") is not None or entry.get("sha256_note") or f.get("sha256_note"), name
 
 
-def test_local_file_needs_known_family(home, tmp_path):
+def test_local_file_needs_a_checkpoint_and_known_family(home, tmp_path):
     path = tmp_path / "g.pt"
     path.write_bytes(b"x")
-    with pytest.raises(ValueError, match="family="):
-        priors.load(path)
+    with pytest.raises(ValueError, match="g.pt is not a PyTorch checkpoint"):
+        priors.load(path)  # no family: detection reads the file first
     with pytest.raises(ValueError, match="unknown family 'nope'.*dcgan"):
         priors.load(path, family="nope")
 

@@ -5,6 +5,7 @@ import importlib
 import json
 import re
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Optional
 
@@ -95,17 +96,18 @@ def resolve_device(name: Optional[str]) -> torch.device:
 
 
 def load_prior(spec: str, family: Optional[str] = None, device=None, progress: bool = False):
-    """A :class:`priors.Generator` from a registry name, a checkpoint path (with ``family``), or
+    """A :class:`priors.Generator` from a registry name, a checkpoint path (``family`` detected
+    when not given, with a warning naming it), or
     a Python spec ``module:attribute`` naming a Generator or a function returning one."""
     import priors
 
     if _PY_SPEC.match(spec) and not Path(spec).exists():
         G = _from_python(spec)
         return G.to(device) if device is not None else G
-    if family is None and Path(spec).exists() and spec not in priors.available():
-        raise UserError(f"--prior {spec} is a checkpoint file: also pass --family "
-                        "(e.g. dcgan, mlp, cdcgan, pggan, stylegan2, biggan)")
-    return priors.load(spec, family=family, device=device, progress=progress)
+    G = priors.load(spec, family=family, device=device, progress=progress)
+    if G.detection is not None:
+        warnings.warn(f"--prior {spec}: detected {G.detection}; pass --family to override")
+    return G
 
 
 def _from_python(spec: str):

@@ -46,8 +46,8 @@ def _add_io(p: argparse.ArgumentParser, default_output: str = "") -> None:
 def _add_prior(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("prior and solver")
     g.add_argument("--prior", default=DEFAULT_PRIOR,
-                   help=f"registry name, checkpoint path (with --family) or module:function (default {DEFAULT_PRIOR})")
-    g.add_argument("--family", help="generator family of a checkpoint path (dcgan, mlp, cdcgan, ...)")
+                   help=f"registry name, checkpoint path or module:function (default {DEFAULT_PRIOR})")
+    g.add_argument("--family", help="generator family of a checkpoint path (default: detected from its keys)")
     g.add_argument("--method", choices=tuple(METHODS), default=DEFAULT_METHOD,
                    help=f"inversion method (default {DEFAULT_METHOD})")
     g.add_argument("--preset", choices=PRESET_NAMES, default="default", help="solver preset (default 'default')")
@@ -99,7 +99,7 @@ def _add_degrade(sub) -> None:
     p.add_argument("--noise-sigma", type=float, default=0.0, help="Gaussian noise std added to y (default 0)")
     p.add_argument("-o", "--output", required=True, help="OUT.npz (any task) or OUT.png")
     p.add_argument("--prior", default=DEFAULT_PRIOR, help="the prior whose size and channels the image is fitted to")
-    p.add_argument("--family", help="generator family of a checkpoint path")
+    p.add_argument("--family", help="generator family of a checkpoint path (default: detected)")
     p.add_argument("--seed", type=int, default=0, help="seed of random masks, CS matrices and noise (default 0)")
     for flag, kw in (("--fit", dict(choices=("resize", "error"), default="resize")),
                      ("--json", dict(action="store_true")), ("--quiet", dict(action="store_true")),
