@@ -1,5 +1,9 @@
 """Mask generators for :class:`operators.Mask` (1 = observed pixel, 0 = missing).
 
+The ``fourier_*`` generators draw k-space sampling masks for :class:`operators.PartialFourier`
+in centred layout (zero frequency at ``(H // 2, W // 2)``): uniform random frequencies,
+variable density (denser near the centre), Cartesian lines and radial spokes.
+
 Every generator takes a ``shape`` ending in ``(H, W)``: ``(H, W)``, ``(C, H, W)`` or
 ``(B, C, H, W)``, and returns a float32 tensor of exactly that shape holding 0/1, each 2-D slice
 drawn independently (use ``(B, 1, H, W)`` for one mask per sample shared by the channels).
@@ -26,7 +30,8 @@ import torch
 
 from ._checks import seeded_generator
 
-__all__ = ["random_pixels", "box", "random_boxes", "free_form", "from_image"]
+__all__ = ["random_pixels", "box", "random_boxes", "free_form", "from_image", "fourier_random",
+           "fourier_variable_density", "fourier_lines", "fourier_radial"]
 
 Size = Union[int, Tuple[int, int]]
 
@@ -57,11 +62,16 @@ def _finish(slices: torch.Tensor, dims: Tuple[int, ...], seed: Optional[int]) ->
     return out
 
 
+def _check_fraction(value: float, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be a fraction in [0, 1], got {value!r}")
+    return float(value)
+
+
 def random_pixels(shape: Sequence[int], keep: float, seed: Optional[int] = None) -> torch.Tensor:
     """Keep exactly ``round(keep * H * W)`` pixels of each slice, chosen uniformly; ``keep`` in ``[0, 1]``."""
     dims = _check_shape(shape)
-    if isinstance(keep, bool) or not isinstance(keep, numbers.Real) or not 0.0 <= keep <= 1.0:
-        raise ValueError(f"keep must be a fraction in [0, 1], got {keep!r}")
+    _check_fraction(keep, "keep")
     gen, seed = seeded_generator(seed)
     h, w = dims[-2:]
     n_slices, count = math.prod(dims[:-2]), round(keep * h * w)
@@ -185,3 +195,78 @@ def from_image(path_or_array, threshold: float = 0.5, invert: bool = False) -> t
     if invert:
         observed = ~observed
     return _finish(observed, tuple(gray.shape), None)
+
+
+# ---------------------------------------------------------------- k-space masks (centred layout)
+def _radius(h: int, w: int) -> torch.Tensor:
+    """Distance of each frequency from the centre ``(H // 2, W // 2)``, 1 at the edge midpoints."""
+    yy = (torch.arange(h, dtype=torch.float64) - h // 2) / max(h / 2, 1)
+    xx = (torch.arange(w, dtype=torch.float64) - w // 2) / max(w / 2, 1)
+    return torch.sqrt(yy[:, None] ** 2 + xx[None, :] ** 2)
+
+
+def fourier_random(shape: Sequence[int], fraction: float, seed: Optional[int] = None) -> torch.Tensor:
+    """Exactly ``round(fraction * H * W)`` frequencies per slice, uniformly at random (centre not favoured)."""
+    _check_fraction(fraction, "fraction")
+    return random_pixels(shape, fraction, seed)
+
+
+def fourier_variable_density(shape: Sequence[int], fraction: float, decay: float = 3.0,
+                             seed: Optional[int] = None) -> torch.Tensor:
+    """Exactly ``round(fraction * H * W)`` distinct frequencies per slice, drawn with probability
+    proportional to ``(1 - r / r_max) ** decay`` (``r`` the distance from the centre, so low
+    frequencies are denser; ``decay=0`` is uniform), without replacement."""
+    dims = _check_shape(shape)
+    _check_fraction(fraction, "fraction")
+    if isinstance(decay, bool) or not isinstance(decay, numbers.Real) or not 0.0 <= decay < math.inf:
+        raise ValueError(f"fourier_variable_density decay must be a finite number >= 0, got {decay!r}")
+    gen, seed = seeded_generator(seed)
+    h, w = dims[-2:]
+    n_slices, count = math.prod(dims[:-2]), round(fraction * h * w)
+    r = _radius(h, w).flatten()
+    weight = (1.0 + 1e-3 - r / r.max().clamp_min(1e-12)) ** float(decay)
+    flat = torch.zeros(n_slices, h * w)
+    if count > 0:
+        picks = torch.multinomial(weight.expand(n_slices, -1), count, replacement=False, generator=gen)
+        flat.scatter_(1, picks, 1.0)
+    return _finish(flat, dims, seed)
+
+
+def fourier_lines(shape: Sequence[int], fraction: float, center_fraction: float = 0.08,
+                  seed: Optional[int] = None) -> torch.Tensor:
+    """Cartesian sampling: ``round(fraction * H)`` whole rows (phase-encoding lines) per slice,
+    the ``round(center_fraction * H)`` rows around the centre always, the rest uniformly at random."""
+    dims = _check_shape(shape)
+    _check_fraction(fraction, "fraction")
+    _check_fraction(center_fraction, "center_fraction")
+    if center_fraction > fraction:
+        raise ValueError(f"center_fraction ({center_fraction}) must not exceed fraction ({fraction})")
+    gen, seed = seeded_generator(seed)
+    h, w = dims[-2:]
+    n_lines, n_center = round(fraction * h), min(round(center_fraction * h), round(fraction * h))
+    center = torch.arange(n_center) + h // 2 - n_center // 2
+    others = torch.tensor([r for r in range(h) if r not in set(center.tolist())], dtype=torch.long)
+    out = torch.zeros(math.prod(dims[:-2]), h, w)
+    for s in range(out.shape[0]):
+        extra = others[torch.randperm(len(others), generator=gen)[: n_lines - n_center]]
+        out[s, torch.cat([center, extra])] = 1
+    return _finish(out, dims, seed)
+
+
+def fourier_radial(shape: Sequence[int], n_spokes: int, seed: Optional[int] = None) -> torch.Tensor:
+    """``n_spokes`` lines through the centre per slice at angles ``offset + j * pi / n_spokes``
+    (``offset`` uniform in ``[0, pi / n_spokes)``, drawn from the seed), rasterized at half-pixel steps."""
+    dims = _check_shape(shape)
+    if isinstance(n_spokes, bool) or not isinstance(n_spokes, numbers.Integral) or n_spokes < 1:
+        raise ValueError(f"fourier_radial n_spokes must be an int >= 1, got {n_spokes!r}")
+    gen, seed = seeded_generator(seed)
+    h, w = dims[-2:]
+    t = torch.arange(-math.hypot(h, w) / 2, math.hypot(h, w) / 2 + 0.5, 0.5, dtype=torch.float64)
+    out = torch.zeros(math.prod(dims[:-2]), h, w)
+    for s in range(out.shape[0]):
+        angles = (float(torch.rand(1, generator=gen, dtype=torch.float64)) + torch.arange(n_spokes)) * math.pi / n_spokes
+        rows = torch.round(h // 2 + t[None, :] * torch.sin(angles)[:, None]).long().flatten()
+        cols = torch.round(w // 2 + t[None, :] * torch.cos(angles)[:, None]).long().flatten()
+        inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+        out[s, rows[inside], cols[inside]] = 1
+    return _finish(out, dims, seed)

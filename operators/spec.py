@@ -18,15 +18,17 @@ from typing import Any, Dict, Union
 from .base import ComposedOperator, LinearOperator
 from .color import Grayscale
 from .compressed_sensing import CompressedSensing
+from .fourier import PartialFourier
 from .mask import Mask
 from .matrix import Matrix
 from .noise import GaussianNoise, PoissonNoise
 from .resample import Downsample
+from .single_pixel import SinglePixel
 
 __all__ = ["from_spec", "SPEC_TYPES"]
 
 SPEC_TYPES = {cls.__name__: cls for cls in (Mask, Downsample, Grayscale, CompressedSensing, Matrix,
-                                            GaussianNoise, PoissonNoise)}
+                                            PartialFourier, SinglePixel, GaussianNoise, PoissonNoise)}
 
 
 def from_spec(spec: Dict[str, Any]) -> Union[LinearOperator, GaussianNoise, PoissonNoise]:

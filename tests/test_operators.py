@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 
 from operators import (CompressedSensing, Downsample, GaussianNoise, Grayscale, LinearOperator, Mask, Matrix,
-                       PoissonNoise, from_callable, from_spec, masks)
+                       PartialFourier, PoissonNoise, SinglePixel, from_callable, from_spec, masks)
 from operators.compressed_sensing import fwht
 
 BATCH = 2  # every case is tested on a batch of two (the per-sample mask needs exactly two)
@@ -54,6 +54,13 @@ CASES = {
     "matrix_sparse": Case(lambda s: Matrix(_sparse(s), (1, 5, 5)), (1, 5, 5), True),
     "matrix_sparse_tall": Case(lambda s: Matrix(_sparse(s).T.tocoo(), (1, 3, 5)), (1, 3, 5), True),
     "from_callable": Case(_callable, (2, 3, 3), True, spec=False),
+    "fourier_random": Case(lambda s: PartialFourier((2, 6, 5), masks.fourier_random((6, 5), 0.4, seed=s)), (2, 6, 5), True),
+    "fourier_lines": Case(lambda s: PartialFourier((1, 8, 8), masks.fourier_lines((8, 8), 0.5, 0.25, seed=s)), (1, 8, 8), True),
+    "fourier_radial": Case(lambda s: PartialFourier((1, 7, 8), masks.fourier_radial((7, 8), 2, seed=s)), (1, 7, 8), True),
+    "fourier_variable_density": Case(lambda s: PartialFourier((1, 8, 8), masks.fourier_variable_density((8, 8), 0.3, seed=s)),
+                                     (1, 8, 8), True),
+    "single_pixel_sequency": Case(lambda s: SinglePixel(20, (2, 8, 8)), (2, 8, 8), False),
+    "single_pixel_random_padded": Case(lambda s: SinglePixel(15, (1, 5, 6), "random", seed=s), (1, 5, 6), True),
 }
 NAMES = list(CASES)
 TOL = {torch.float32: 1e-4, torch.float64: 1e-10}
@@ -419,7 +426,7 @@ def test_noise_bad_inputs(call, error, message):
 @pytest.mark.parametrize("module", ["operators", "operators.base", "operators.mask", "operators.masks",
                                     "operators.resample", "operators.color", "operators.compressed_sensing",
                                     "operators.noise", "operators.spec", "operators.matrix",
-                                    "operators.matrix_free"])
+                                    "operators.matrix_free", "operators.fourier", "operators.single_pixel"])
 def test_docstring_examples_run(module):
     import doctest
     import importlib

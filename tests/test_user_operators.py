@@ -1,4 +1,4 @@
-"""Operators from the user's own model: Matrix (dense and sparse) and from_callable.
+"""Operators from the user's own model: Matrix (dense and sparse) and from_callable; every new operator in a solve.
 
 The shared properties (adjoint, VJP, gradcheck, pinv, norm, seeds, dtypes, specs) run over these
 operators in ``test_operators.py``; here: input formats, errors, the adjoint warning, and a solve.
@@ -13,7 +13,7 @@ from torch import nn
 
 import priors
 import restore
-from operators import Matrix, from_callable, from_spec
+from operators import Matrix, PartialFourier, SinglePixel, from_callable, from_spec, masks
 
 torch.set_num_threads(1)
 
@@ -147,6 +147,8 @@ SOLVE_OPERATORS = {
     "from_callable": lambda: (lambda W: from_callable(lambda x: x.flatten(1) @ W.to(x).T,
                                                       lambda y: (y @ W.to(y)).view(-1, 1, 8, 8), (1, 8, 8), (24,)))(
         torch.randn(24, 64, generator=torch.Generator().manual_seed(1))),
+    "partial_fourier": lambda: PartialFourier((1, 8, 8), masks.fourier_variable_density((8, 8), 0.3, seed=0)),
+    "single_pixel": lambda: SinglePixel(20, (1, 8, 8)),
 }
 
 
