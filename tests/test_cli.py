@@ -64,7 +64,7 @@ def test_version_and_help(capsys):
 def test_restore_image_with_compare_and_json(capsys, tmp_path, photo, task, extra):
     out, fig = tmp_path / "out.png", tmp_path / "fig.png"
     rc, stdout, err = run(capsys, task, photo, *extra, *TINY, "-o", out, "--compare", fig,
-                          "--truth", photo, "--json", "--method", "latent")
+                          "--truth", photo, "--json", "--method", "latent", "--fit", "crop")
     assert rc == 0, err
     report = json.loads(stdout)
     assert report["output"] == str(out) and report["compare"] == str(fig)
@@ -77,7 +77,7 @@ def test_restore_image_with_compare_and_json(capsys, tmp_path, photo, task, extr
 
 def test_human_output_and_resize_warning(capsys, tmp_path, photo):
     rc, out, err = run(capsys, "colorize", photo, "--prior", "priors.dcgan:tiny", "--steps", "2",
-                       "--preset", "fast", "-o", tmp_path / "c.png")
+                       "--preset", "fast", "-o", tmp_path / "c.png", "--fit", "crop")
     assert rc == 0 and f"wrote {tmp_path / 'c.png'}" in out
     warn = [ln for ln in err.splitlines() if ln.startswith("warning:")]
     assert len(warn) == 1 and "40x30" in warn[0] and "16x16" in warn[0]

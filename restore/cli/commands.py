@@ -52,7 +52,13 @@ def _default_output(args, task: str) -> Path:
 def run_restore(args, task: str) -> int:
     """Restore one observation; writes the output image (and figure), prints a summary."""
     from ..solve import solve
+    from .photo import handles, run_photo
 
+    if handles(args, task):
+        return run_photo(args, task)
+    if getattr(args, "region", None) is not None:
+        raise UserError(f"--region needs --fit full (the default); got --fit {args.fit}")
+    args.fit = "error" if args.fit == "error" else "resize"  # crop (or full on a cs / custom .npz input)
     console = Console(args.quiet, args.json, hold=True)
     device = resolve_device(args.device)
     out = _default_output(args, task)

@@ -8,6 +8,7 @@ from .._version import __version__
 from ..options import DEFAULT_METHOD, METHODS, PRESET_NAMES
 from ..tasks import MASK_KINDS, TASKS
 from .common import DEFAULT_PRIOR
+from .photo import parse_region
 
 __all__ = ["build_parser", "OneLineParser"]
 
@@ -30,6 +31,18 @@ def _positive_int(text: str) -> int:
     return value
 
 
+FIT_MODES = ("full", "crop", "error")
+FIT_HELP = ("full (default): any input size; the output has the input's size (superres: factor x input), "
+            "observed pixels, luma or the low-resolution image are kept exactly and the prior's image is "
+            "resized into the rest, with one warning where that limits the detail; crop: centre-crop and "
+            "resize the input to the prior's size, a prior-size output ('resize' is the old name); "
+            "error: refuse an input that is not the prior's size")
+
+
+def _fit_mode(text: str) -> str:
+    return "crop" if text == "resize" else text
+
+
 def _add_io(p: argparse.ArgumentParser, default_output: str = "") -> None:
     g = p.add_argument_group("output")
     g.add_argument("-o", "--output", default=default_output or None,
@@ -39,8 +52,7 @@ def _add_io(p: argparse.ArgumentParser, default_output: str = "") -> None:
     g.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     g.add_argument("--quiet", action="store_true", help="no progress bar, info or warnings")
     g.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    g.add_argument("--fit", choices=("resize", "error"), default="resize",
-                   help="an input of the wrong size is centre-cropped and resized (default) or refused")
+    g.add_argument("--fit", type=_fit_mode, choices=FIT_MODES, default="full", help=FIT_HELP)
 
 
 def _add_prior(p: argparse.ArgumentParser) -> None:
@@ -84,6 +96,11 @@ def _add_restore_commands(sub) -> None:
         p.add_argument("input", metavar="MEASUREMENTS.npz" if task == "cs" else "IMAGE")
         if task in ("inpaint", "superres"):
             _add_task_options(p, (task,))
+        if task != "cs":
+            p.add_argument("--region", type=parse_region, metavar="X,Y,W,H",
+                           help="restore only this rectangle of the input (left, top, width, height in "
+                                "input pixels), such as a face, and paste it back with a feathered seam; "
+                                "pixels outside it are unchanged (needs --fit full)")
         _add_prior(p)
         _add_io(p)
 
