@@ -244,7 +244,7 @@ def compose(y: torch.Tensor, operator, prior_image: torch.Tensor, geometry: Geom
     if task == "colorize":
         weights = operator.weights
         patch = keep_luma(reg.crop(y), up, weights)
-        return paste(keep_luma(y, y.expand(-1, 3, -1, -1), weights), patch, reg, feather=feather)
+        return paste(y.expand(-1, 3, -1, -1), patch, reg, feather=feather)
     return _compose_superres(y, operator, up, geometry, feather)
 
 
