@@ -3,6 +3,7 @@ from ._version import __version__
 from . import metrics
 from .options import Stage
 from .solve import Result, StepState, solve
+from .fullres import PhotoResult, Region, restore_photo
 from .sample import Samples, sample
 
-__all__ = ["__version__", "solve", "sample", "Samples", "Result", "StepState", "Stage", "metrics"]
+__all__ = ["__version__", "solve", "sample", "Samples", "Result", "StepState", "Stage", "metrics", "restore_photo", "PhotoResult", "Region"]

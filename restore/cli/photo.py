@@ -52,8 +52,7 @@ def _observation(args, task: str, G, console: Console) -> Tuple[torch.Tensor, ob
         from operators import Downsample
         return load_image(path, channels=c), Downsample(int(opts.factor), kernel="bicubic")
     photo = load_image(path)
-    mask_fit = "error" if args.fit == "error" else "resize"
-    op = build_operator(opts, (c,) + tuple(photo.shape[-2:]), seed=args.seed, fit=mask_fit, warn=console.warn)
+    op = build_operator(opts, (c,) + tuple(photo.shape[-2:]), seed=args.seed, fit="resize", warn=console.warn)
     return to_channels(photo, 1 if task == "colorize" else c), op
 
 
