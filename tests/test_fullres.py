@@ -200,3 +200,12 @@ def test_cli_detail_warning_is_one_line_and_crop_keeps_the_old_behaviour(capsys,
     assert rc == 0 and load_image(tmp_path / "crop.png").shape == (1, 3, R, R)
     rc, _, err = run(capsys, "colorize", photo, *TINY, "--fit", "crop", "--region", "0,0,8,8", "-o", tmp_path / "c.png")
     assert rc == 1 and "--region needs --fit full" in err
+
+
+@pytest.mark.parametrize("module", ["restore.blend", "restore.fullres"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted > 0 and result.failed == 0
