@@ -1,7 +1,8 @@
 """Degradation operators as exact linear maps (forward, adjoint, pseudo-inverse).
 
 ``from operators import LinearOperator, Mask, Downsample, Grayscale, CompressedSensing,
-Matrix, from_callable, PartialFourier, SinglePixel, GaussianNoise, PoissonNoise, masks, from_spec``.
+Matrix, from_callable, PartialFourier, SinglePixel, from_deepinv, GaussianNoise, PoissonNoise, masks,
+from_spec``.
 
 Every operator maps float images ``(B, C, H, W)`` to observations, has an exact adjoint, a
 pseudo-inverse, a power-iteration norm and composes with ``@`` (``A2 @ A1`` applies ``A1`` first).
@@ -21,6 +22,7 @@ from ._checks import draw_seed
 from .base import ComposedOperator, LinearOperator
 from .color import Grayscale
 from .compressed_sensing import CompressedSensing
+from .deepinv_physics import from_deepinv
 from .fourier import PartialFourier
 from .mask import Mask
 from .matrix import Matrix
@@ -31,5 +33,5 @@ from .single_pixel import SinglePixel
 from .spec import from_spec
 
 __all__ = ["LinearOperator", "ComposedOperator", "Mask", "Downsample", "Grayscale", "CompressedSensing",
-           "Matrix", "from_callable", "CallableOperator", "PartialFourier", "SinglePixel", "GaussianNoise", "PoissonNoise", "masks",
-           "from_spec", "draw_seed"]
+           "Matrix", "from_callable", "CallableOperator", "PartialFourier", "SinglePixel", "from_deepinv",
+           "GaussianNoise", "PoissonNoise", "masks", "from_spec", "draw_seed"]

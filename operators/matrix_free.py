@@ -84,8 +84,8 @@ class CallableOperator(LinearOperator):
                              f"{type(exc).__name__}: {exc}; check in_shape, out_shape, dtype and device") from exc
         self.adjoint_check_error = err
         if not err <= ADJOINT_WARN_ABOVE:
-            warnings.warn(f"{self.name}: A_adjoint is not the adjoint of A: relative error "
-                          f"|<Ax,y> - <x,A_adjoint y>| / max(...) = {err:.2e} > {ADJOINT_WARN_ABOVE:.0e} on "
+            warnings.warn(f"{self.name}: A_adjoint is not the adjoint of A: relative error {err:.2e} > "
+                          f"{ADJOINT_WARN_ABOVE:.0e} (|<Ax,y> - <x,A_adjoint y>| / max of the two) on "
                           f"seeded random {str(dtype).replace('torch.', '')} vectors (seed={seed}); gradients, "
                           f"pinv and norm assume an exact adjoint", UserWarning, stacklevel=3)
         return err

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 
 from operators import (CompressedSensing, Downsample, GaussianNoise, Grayscale, LinearOperator, Mask, Matrix,
-                       PartialFourier, PoissonNoise, SinglePixel, from_callable, from_spec, masks)
+                       PartialFourier, PoissonNoise, SinglePixel, from_callable, from_deepinv, from_spec, masks)
 from operators.compressed_sensing import fwht
 
 BATCH = 2  # every case is tested on a batch of two (the per-sample mask needs exactly two)
@@ -38,6 +38,11 @@ def _callable(seed):
                          (2, 3, 3), (12,))
 
 
+def _deepinv(seed):
+    dinv = pytest.importorskip("deepinv")  # the optional extra [deepinv]: skipped without it
+    return from_deepinv(dinv.physics.CompressedSensing(m=10, img_size=(1, 4, 4), rng=_gen(seed)))
+
+
 CASES = {
     "mask": Case(lambda s: Mask(masks.random_pixels((8, 8), keep=0.5, seed=s)), (3, 8, 8), True),
     "mask_per_sample": Case(lambda s: Mask(masks.free_form((BATCH, 1, 8, 8), seed=s, max_width=3)), (3, 8, 8), True),
@@ -61,6 +66,7 @@ CASES = {
                                      (1, 8, 8), True),
     "single_pixel_sequency": Case(lambda s: SinglePixel(20, (2, 8, 8)), (2, 8, 8), False),
     "single_pixel_random_padded": Case(lambda s: SinglePixel(15, (1, 5, 6), "random", seed=s), (1, 5, 6), True),
+    "from_deepinv": Case(_deepinv, (1, 4, 4), True, spec=False),
 }
 NAMES = list(CASES)
 TOL = {torch.float32: 1e-4, torch.float64: 1e-10}
@@ -426,7 +432,8 @@ def test_noise_bad_inputs(call, error, message):
 @pytest.mark.parametrize("module", ["operators", "operators.base", "operators.mask", "operators.masks",
                                     "operators.resample", "operators.color", "operators.compressed_sensing",
                                     "operators.noise", "operators.spec", "operators.matrix",
-                                    "operators.matrix_free", "operators.fourier", "operators.single_pixel"])
+                                    "operators.matrix_free", "operators.fourier", "operators.single_pixel",
+                                    "operators.deepinv_physics"])
 def test_docstring_examples_run(module):
     import doctest
     import importlib
