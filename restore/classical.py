@@ -48,7 +48,7 @@ __all__ = ["REGULARIZERS", "DEFAULT_FRACS", "sparse_reconstruct", "choose_lambda
            "dct2", "idct2", "tv_prox", "lipschitz", "pseudo_inverse"]
 
 REGULARIZERS = ("haar", "dct", "tv")
-DEFAULT_FRACS = (0.3, 0.1, 0.03, 0.01, 0.003, 0.001)
+DEFAULT_FRACS = (0.1, 0.03, 0.01, 0.003, 0.001)
 
 Prox = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (v, threshold (B,1,1,1)) -> x
 
@@ -245,10 +245,11 @@ def _holdout_weight(y: torch.Tensor, holdout: float, seed: int) -> torch.Tensor:
 
 @torch.no_grad()
 def choose_lambda(y: torch.Tensor, op, shape: Sequence[int], *, regularizer: str = "haar",
-                  fracs: Sequence[float] = DEFAULT_FRACS, holdout: float = 0.1, iters_per_lam: int = 60,
-                  tv_iters: int = 20, seed: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
+                  fracs: Sequence[float] = DEFAULT_FRACS, holdout: float = 0.1, iters_per_lam: int = 50,
+                  tv_iters: int = 20, seed: int = 0, L: Optional[float] = None) -> Tuple[torch.Tensor, torch.Tensor]:
     """Per-sample lambda by held-out residual: ``(lam (B,), x (B, C, H, W))``, ``x`` the warm start
-    fitted (without the held-out entries) at the chosen lambda. See the module docstring."""
+    fitted (without the held-out entries) at the chosen lambda. See the module docstring.
+    ``L``: ``|A|^2`` when known (else :func:`lipschitz`)."""
     shape = _check(y, op, shape, regularizer)
     if not 0 < holdout < 1:
         raise ValueError(f"holdout must be a fraction in (0, 1), got {holdout}")
@@ -256,7 +257,7 @@ def choose_lambda(y: torch.Tensor, op, shape: Sequence[int], *, regularizer: str
         raise ValueError(f"fracs must be positive fractions of lam_max, got {tuple(fracs)}")
     ref = y.real if y.is_complex() else y
     weight = _holdout_weight(y, holdout, seed)
-    L = lipschitz(op, shape, ref=ref, seed=seed)
+    L = lipschitz(op, shape, ref=ref, seed=seed) if L is None else L
     prox, coeffs = _make_prox(regularizer, shape, ref, tv_iters)
     top = _lam_max(y * weight, op, regularizer, coeffs)
     x = torch.zeros(y.shape[0], *shape, dtype=ref.dtype, device=ref.device)
@@ -274,8 +275,8 @@ def choose_lambda(y: torch.Tensor, op, shape: Sequence[int], *, regularizer: str
 
 @torch.no_grad()
 def sparse_reconstruct(y: torch.Tensor, op, shape: Sequence[int], *, regularizer: str = "haar",
-                       lam: Optional[float] = None, iters: int = 150, fracs: Sequence[float] = DEFAULT_FRACS,
-                       holdout: float = 0.1, iters_per_lam: int = 60, tv_iters: int = 20,
+                       lam: Optional[float] = None, iters: int = 100, fracs: Sequence[float] = DEFAULT_FRACS,
+                       holdout: float = 0.1, iters_per_lam: int = 50, tv_iters: int = 20,
                        seed: int = 0) -> torch.Tensor:
     """Sparse-prior reconstruction ``(B, C, H, W)`` in ``[0, 1]`` of observations ``y`` ``(B, ...)``.
 
@@ -290,16 +291,17 @@ def sparse_reconstruct(y: torch.Tensor, op, shape: Sequence[int], *, regularizer
     """
     shape = _check(y, op, shape, regularizer)
     ref = y.real if y.is_complex() else y
+    L = lipschitz(op, shape, ref=ref, seed=seed)
     if lam is None:
         lams, x0 = choose_lambda(y, op, shape, regularizer=regularizer, fracs=fracs, holdout=holdout,
-                                 iters_per_lam=iters_per_lam, tv_iters=tv_iters, seed=seed)
+                                 iters_per_lam=iters_per_lam, tv_iters=tv_iters, seed=seed, L=L)
     else:
         if not lam >= 0:
             raise ValueError(f"lam must be >= 0, got {lam}")
         lams = torch.full((y.shape[0],), float(lam), dtype=ref.dtype, device=ref.device)
         x0 = torch.zeros(y.shape[0], *shape, dtype=ref.dtype, device=ref.device)
     prox, _ = _make_prox(regularizer, shape, ref, tv_iters)
-    x = fista(y, op, x0, prox, lams, lipschitz(op, shape, ref=ref, seed=seed), iters)
+    x = fista(y, op, x0, prox, lams, L, iters)
     return x.clamp(0, 1)
 
 
