@@ -38,7 +38,9 @@ import torch
 
 from . import manifest
 from .io import IMAGE_SUFFIXES, InputError, atomic_path, save_image
-from .tasks import TaskOptions, build_operator, clean_image, keep_observed, observe_file, simulate
+from .outputs import check_writable
+from .tasks import (TaskOptions, build_operator, classical_baseline, clean_image, keep_observed, observe_file,
+                     simulate)
 
 __all__ = ["BatchConfig", "run_batch", "list_inputs", "dist_env", "check_same_run", "RUN_FILE"]
 
@@ -237,7 +239,6 @@ def _solve_chunk(cfg: BatchConfig, chunk: List[_Item], G, device, shard: Path, r
                  written: list) -> None:
     """Solve ``chunk`` as one batch; write each image, then its manifest line (names go to ``written``)."""
     from .solve import solve
-    from .metrics import psnr, ssim
 
     seed = _input_seed(cfg.seed, chunk[0].path.name)
     kw = dict(method=cfg.method, preset=cfg.preset, seed=seed, progress=progress, **cfg.solver_options)
@@ -250,15 +251,29 @@ def _solve_chunk(cfg: BatchConfig, chunk: List[_Item], G, device, shard: Path, r
     images = result.image.detach().cpu()
     if cfg.keep_observed:
         images = keep_observed(chunk[0].op, y.cpu(), images)
+    baseline = _baseline(chunk, y.cpu(), G) if chunk[0].truth is not None else None
     for j, it in enumerate(chunk):
         save_image(images[j:j + 1], it.out)
         rec = dict(input=str(it.path), output=str(it.out), status="ok", seconds=round(per_image, 4),
                    seed=seed, batch_position=j, batch_len=len(chunk), rank=rank, method=cfg.method)
         if it.truth is not None:
-            x, t = images[j:j + 1].clamp(0, 1), it.truth.float().clamp(0, 1)
-            rec["metrics"] = _finite({"psnr": round(float(psnr(x, t)[0]), 3), "ssim": round(float(ssim(x, t)[0]), 4)})
+            rec["metrics"] = _scores(images[j:j + 1], it.truth)
+            rec["baseline"] = dict(name=baseline[0], **_scores(baseline[1][j:j + 1], it.truth))
         manifest.append(shard, rec)
         written.append(it.path.name)
+
+
+def _scores(x: torch.Tensor, truth: torch.Tensor) -> dict:
+    """PSNR (dB) and SSIM of ``x`` against ``truth`` (``(1, C, H, W)``), rounded, non-finite as None."""
+    from .metrics import psnr, ssim
+
+    x, t = x.float().clamp(0, 1), truth.float().clamp(0, 1)
+    return _finite({"psnr": round(float(psnr(x, t)[0]), 3), "ssim": round(float(ssim(x, t)[0]), 4)})
+
+
+def _baseline(chunk: List[_Item], y: torch.Tensor, G) -> Tuple[str, torch.Tensor]:
+    """The task's classical reconstruction of the chunk's observations (its name, ``(B, C, H, W)``)."""
+    return classical_baseline(chunk[0].op.to("cpu"), y, (G.channels, G.resolution, G.resolution))
 
 
 def _record_error(shard: Path, path: Path, err: Exception, rank: int) -> None:
@@ -275,12 +290,22 @@ def run_batch(cfg: BatchConfig, *, warn: Callable[[str], None] = print, progress
         raise InputError(f"RANK={rank} is not in 0..WORLD_SIZE-1={world - 1}")
     inputs = list_inputs(cfg.input_dir, cfg.task.task, cfg.simulate)
     out_dir = Path(cfg.output_dir)
+    check_writable(out_dir / manifest.MANIFEST, what="into --output-dir")
+    _check_solver_options(cfg)
+    if (out_dir / RUN_FILE).is_file():
+        check_same_run(cfg, out_dir)  # resuming with other options: say so before anything else
+    device = _device(cfg.device, local_rank, world)
+    # the prior and the task's operator before anything is written: a bad option leaves OUT untouched
+    G = load_prior(cfg.prior, cfg.family, device)
+    shape = (G.channels, G.resolution, G.resolution)
+    shared_op = None
+    if cfg.simulate or any(p.suffix.lower() != ".npz" for p in inputs):
+        shared_op = build_operator(cfg.task, shape, seed=cfg.seed, fit=cfg.fit, warn=warn)
     out_dir.mkdir(parents=True, exist_ok=True)
     check_same_run(cfg, out_dir)
-    device = _device(cfg.device, local_rank, world)
     group = _Dist(world, device)
     try:
-        stats = _run_share(cfg, inputs, rank, world, device, load_prior, warn, progress)
+        stats = _run_share(cfg, inputs, rank, world, device, (G, shared_op), warn, progress)
         group.barrier()
         if rank == 0:
             records = manifest.read_records(out_dir)
@@ -295,7 +320,14 @@ def run_batch(cfg: BatchConfig, *, warn: Callable[[str], None] = print, progress
     return stats
 
 
-def _run_share(cfg, inputs, rank, world, device, load_prior, warn, progress) -> dict:
+def _check_solver_options(cfg: BatchConfig) -> None:
+    """The solver's own option checks (e.g. an absurd ``steps``), before any work."""
+    from .options import resolve
+
+    resolve(cfg.method, cfg.preset, cfg.steps, **cfg.solver_options)
+
+
+def _run_share(cfg, inputs, rank, world, device, prior_and_op, warn, progress) -> dict:
     out_dir = Path(cfg.output_dir)
     shard = manifest.shard_path(out_dir, rank)
     manifest.repair(shard)
@@ -307,11 +339,7 @@ def _run_share(cfg, inputs, rank, world, device, load_prior, warn, progress) -> 
     stats = dict(rank=rank, world_size=world, share=len(mine), skipped=len(mine) - len(todo), solved=0, errors=0)
     if not todo:
         return stats
-    G = load_prior(cfg.prior, cfg.family, device)
-    shape = (G.channels, G.resolution, G.resolution)
-    shared_op = None
-    if cfg.simulate or any(p.suffix.lower() != ".npz" for p in todo):
-        shared_op = build_operator(cfg.task, shape, seed=cfg.seed, fit=cfg.fit, warn=warn)
+    G, shared_op = prior_and_op
     items = []
     for p in todo:
         try:

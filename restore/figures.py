@@ -104,13 +104,18 @@ def comparison_image(rows: Sequence[Sequence[Panel]], *, title: str = "", row_la
     return canvas
 
 
-def save_comparison(rows: Sequence[Sequence[Panel]], path: Union[str, os.PathLike], **kwargs) -> Path:
-    """Draw :func:`comparison_image` and write it to ``path`` (PNG/JPEG) atomically; returns the path."""
+def save_comparison(rows: Sequence[Sequence[Panel]], path: Union[str, os.PathLike], *, atomic: bool = True,
+                    **kwargs) -> Path:
+    """Draw :func:`comparison_image` and write it to ``path`` (PNG/JPEG) atomically; returns the path.
+    ``atomic=False`` writes straight to ``path`` (a temporary path of :func:`restore.outputs.atomic_paths`)."""
     path = Path(path)
     img = comparison_image(rows, **kwargs)
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
         raise ValueError(f"cannot write figure {path}: unknown image suffix {path.suffix!r}; use .png")
+    if not atomic:
+        img.save(path, format=fmt)
+        return path
     with atomic_path(path) as tmp:
         img.save(tmp, format=fmt)
     return path

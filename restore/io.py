@@ -20,8 +20,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Tuple, Union
 
@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["InputError", "load_image", "save_image", "fit_image", "to_channels", "atomic_path",
+__all__ = ["InputError", "load_image", "load_alpha", "alpha_channel", "save_image", "fit_image", "to_channels", "atomic_path",
            "save_observation", "load_observation", "IMAGE_SUFFIXES", "OBSERVATION_VERSION"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -55,47 +55,17 @@ def atomic_path(path: Union[str, os.PathLike]) -> Iterator[Path]:
     The temporary name keeps ``path``'s suffix (so writers infer the format) and is removed on
     failure. Parent folders are created. The file gets the permissions a plain ``open`` would
     give (``0o666`` less the umask; an existing file keeps its mode), not ``mkstemp``'s ``0o600``.
+    One target of :func:`restore.outputs.atomic_paths`, which writes several all or none.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
+    from .outputs import atomic_paths  # the one implementation (restore.outputs imports this module)
+
+    with atomic_paths([path]) as (tmp,):
         yield tmp
-        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask())
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _umask() -> int:
-    """The process umask (``os.umask`` can only be read by setting it, so set it straight back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Persist a rename (best effort: some platforms cannot open folders)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # ---------------------------------------------------------------------------------- loading
-def load_image(src: ImageLike, *, channels: Optional[int] = None, what: str = "image") -> torch.Tensor:
+def load_image(src: ImageLike, *, channels: Optional[int] = None, what: str = "image",
+               warn: Optional[Callable[[str], None]] = None) -> torch.Tensor:
     """Read an image as a float32 tensor ``(1, C, H, W)`` in ``[0, 1]``.
 
     Args:
@@ -105,14 +75,17 @@ def load_image(src: ImageLike, *, channels: Optional[int] = None, what: str = "i
         channels: convert to 1 (BT.601 luma) or 3 channels; ``None`` keeps 1 for gray images
             and 3 for colour ones (alpha is dropped).
         what: the name used in error messages ("image", "mask", "truth"...).
+        warn: reports that transparent pixels of a file or PIL image lost their alpha (default
+            ``warnings.warn``).
 
     Raises:
         InputError: the file is missing or not an image, or the array has the wrong shape,
             dtype or range.
     """
     if isinstance(src, (str, os.PathLike)):
-        x = _array_to_tensor(_read_file(Path(src), what), what)
+        x = _array_to_tensor(_read_file(Path(src), what, warn), what)
     elif isinstance(src, Image.Image):
+        _warn_alpha(src, what, warn)
         x = _array_to_tensor(_pil_to_array(src), what)
     elif isinstance(src, np.ndarray):
         x = _array_to_tensor(src, what)
@@ -123,17 +96,50 @@ def load_image(src: ImageLike, *, channels: Optional[int] = None, what: str = "i
     return to_channels(x, channels) if channels is not None else x
 
 
-def _read_file(path: Path, what: str) -> np.ndarray:
+def _read_file(path: Path, what: str, warn=None) -> np.ndarray:
     if not path.exists():
         raise InputError(f"{what} file not found: {path} (check the path)")
     if path.is_dir():
         raise InputError(f"{what} {path} is a folder, expected an image file (PNG or JPEG)")
+    if path.stat().st_size == 0:
+        raise InputError(f"{what} file {path} is empty (0 bytes); give a PNG or JPEG image")
     try:
         with Image.open(path) as img:
             img.load()
+            _warn_alpha(img, f"{what} {path.name}", warn)
             return _pil_to_array(img)
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise InputError(f"cannot read {what} {path}: {err}; give a PNG or JPEG image") from err
+
+
+def alpha_channel(img: Image.Image) -> Optional[np.ndarray]:
+    """The alpha channel of ``img`` as uint8 ``(H, W)``, or None when it has none."""
+    if img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (img.mode in ("P", "L", "RGB") and "transparency" in img.info):
+        return np.asarray(img.convert("RGBA"))[..., 3]
+    return None
+
+
+def load_alpha(path: Union[str, os.PathLike], what: str = "image") -> torch.Tensor:
+    """The alpha channel (transparency) of an image file as ``(1, 1, H, W)`` in ``[0, 1]``
+    (1 = opaque). Raises :class:`InputError` when the file has none."""
+    path = Path(path)
+    _read_file(path, what, warn=lambda _msg: None)  # the same checks and messages as load_image
+    with Image.open(path) as img:
+        alpha = alpha_channel(img)
+    if alpha is None:
+        raise InputError(f"{what} {path} has no alpha channel (transparency) to take a mask from; "
+                         "save it as an RGBA PNG with transparent holes, or pass --mask MASK.png")
+    return torch.from_numpy(alpha.astype(np.float32) / 255.0)[None, None]
+
+
+def _warn_alpha(img: Image.Image, what: str, warn) -> None:
+    """One line when transparent pixels are about to lose their alpha."""
+    alpha = alpha_channel(img)
+    if alpha is not None and int(alpha.min()) < 255:
+        share = float((alpha < 255).mean())
+        (warn or (lambda m: warnings.warn(m, stacklevel=4)))(
+            f"warning: {what} has transparent pixels ({share:.1%}); the alpha channel is dropped and they keep "
+            "their colour values (to inpaint them, pass --mask-from-alpha)")
 
 
 def _pil_to_array(img: Image.Image) -> np.ndarray:
@@ -234,6 +240,7 @@ def fit_image(x: torch.Tensor, size: Union[int, Tuple[int, int]], *, mode: str =
     if mode != "resize":
         raise ValueError(f"fit mode must be 'resize' or 'error', got {mode!r}")
     ch, cw = _crop_box(h, w, th / tw)
+    _check_enlargement(what, (h, w), (ch, cw), (th, tw))
     top, left = (h - ch) // 2, (w - cw) // 2
     cropped = x[..., top:top + ch, left:left + cw]
     out = F.interpolate(cropped, size=(th, tw), mode="bicubic", align_corners=False,
@@ -244,6 +251,20 @@ def fit_image(x: torch.Tensor, size: Union[int, Tuple[int, int]], *, mode: str =
     return out
 
 
+MIN_SIDE, MAX_ENLARGEMENT = 4, 4.0
+
+
+def _check_enlargement(what: str, hw, crop, target) -> None:
+    """Refuse to resize images under ``MIN_SIDE`` pixels, or to enlarge one more than ``MAX_ENLARGEMENT`` times:
+    there is nothing left in them to restore."""
+    (h, w), (ch, cw), (th, tw) = hw, crop, target
+    scale = max(th / ch, tw / cw)
+    if min(h, w) < MIN_SIDE or scale > MAX_ENLARGEMENT:
+        need_h, need_w = max(MIN_SIDE, -(-th // int(MAX_ENLARGEMENT))), max(MIN_SIDE, -(-tw // int(MAX_ENLARGEMENT)))
+        raise InputError(f"{what} is {w}x{h} pixels: too small to resize to {tw}x{th} (that would enlarge it "
+                         f"{scale:.1f}x, at most {MAX_ENLARGEMENT:g}x); give an image of at least {need_w}x{need_h} pixels")
+
+
 def _crop_box(h: int, w: int, aspect: float) -> Tuple[int, int]:
     """Largest centred (height, width) of ``aspect = height / width`` inside ``h x w``."""
     if h / w > aspect:
@@ -252,11 +273,12 @@ def _crop_box(h: int, w: int, aspect: float) -> Tuple[int, int]:
 
 
 # ---------------------------------------------------------------------------------- saving
-def save_image(x: torch.Tensor, path: Union[str, os.PathLike]) -> Path:
+def save_image(x: torch.Tensor, path: Union[str, os.PathLike], *, atomic: bool = True) -> Path:
     """Write ``x`` ``(1, C, H, W)``, ``(C, H, W)`` or ``(H, W)`` in [0, 1] to ``path`` atomically.
 
     The format follows the suffix (PNG recommended; JPEG is lossy). Values are clamped to
-    [0, 1] and rounded to 8 bits. Returns the path.
+    [0, 1] and rounded to 8 bits. Returns the path. ``atomic=False`` writes straight to ``path``
+    (for a temporary path that :func:`restore.outputs.atomic_paths` renames with its siblings).
     """
     path = Path(path)
     fmt = Image.registered_extensions().get(path.suffix.lower())
@@ -265,6 +287,9 @@ def save_image(x: torch.Tensor, path: Union[str, os.PathLike]) -> Path:
     img = _to_pil(x)
     if fmt == "JPEG" and img.mode not in ("RGB", "L"):
         img = img.convert("RGB")
+    if not atomic:
+        img.save(path, format=fmt)
+        return path
     with atomic_path(path) as tmp:
         img.save(tmp, format=fmt)
     return path
@@ -286,10 +311,12 @@ def _to_pil(x: torch.Tensor) -> Image.Image:
 
 # ---------------------------------------------------------------------------------- observations
 def save_observation(path: Union[str, os.PathLike], y: torch.Tensor, spec: dict, *,
-                     seed: Optional[int] = None, task: str = "", meta: Optional[dict] = None) -> Path:
+                     seed: Optional[int] = None, task: str = "", meta: Optional[dict] = None,
+                     atomic: bool = True) -> Path:
     """Write an observation file (``.npz``): ``y`` (float32), the operator ``spec`` (nested
     JSON plus numpy arrays, as ``op.spec()`` returns it), the ``seed`` it was made with, the
-    ``task`` name and free-form JSON ``meta``. Written atomically; read with :func:`load_observation`.
+    ``task`` name and free-form JSON ``meta``. Written atomically (``atomic=False``: straight to
+    ``path``, a temporary path of :func:`restore.outputs.atomic_paths`); read with :func:`load_observation`.
     """
     arrays: dict = {}
     doc = {"version": OBSERVATION_VERSION, "task": task, "seed": seed,
@@ -300,7 +327,7 @@ def save_observation(path: Union[str, os.PathLike], y: torch.Tensor, spec: dict,
     path = Path(path)
     if path.suffix != ".npz":
         raise InputError(f"observation files end in .npz; got {path}")
-    with atomic_path(path) as tmp:
+    with (atomic_path(path) if atomic else contextlib.nullcontext(path)) as tmp:
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, **payload)
     return path
@@ -312,16 +339,25 @@ def load_observation(path: Union[str, os.PathLike]) -> Tuple[torch.Tensor, dict,
     Raises :class:`InputError` when the file is missing or is not an observation file.
     """
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"observation file not found: {path} (make one with `ganrestore degrade IMAGE --task ... -o OUT.npz`)")
+    make = "make one with `ganrestore degrade IMAGE --task ... -o OUT.npz`"
+    if not path.is_file():
+        what = "is a folder, not" if path.is_dir() else "not found:"
+        raise InputError(f"observation file {what} {path} ({make})")
+    if path.stat().st_size == 0:
+        raise InputError(f"observation file {path} is empty (0 bytes); {make}")
     try:
         with np.load(path, allow_pickle=False) as data:
             doc = json.loads(str(data["header"]))
             y = torch.from_numpy(np.array(data["y"], dtype=np.float32))
             spec = _internalize(doc["spec"], data)
-    except (OSError, KeyError, ValueError) as err:
-        raise InputError(f"{path} is not a ganrestore observation file ({err}); "
-                         "make one with `ganrestore degrade IMAGE --task ... -o OUT.npz`") from err
+    except (OSError, EOFError, KeyError, ValueError, TypeError, zipfile.BadZipFile) as err:
+        raise InputError(f"{path} is not a ganrestore observation file (a damaged or foreign .npz: "
+                         f"{type(err).__name__}: {err}); {make}") from err
+    if y.dim() < 2 or y.numel() == 0:
+        raise InputError(f"{path}: y has shape {tuple(y.shape)}, expected a batch (B, ...) of observations; {make}")
+    if not torch.isfinite(y).all():
+        raise InputError(f"{path}: y holds {int((~torch.isfinite(y)).sum())} NaN or infinite value(s); "
+                         f"observations must be finite ({make})")
     info = {k: doc.get(k) for k in ("task", "seed", "meta", "version")}
     return y, spec, info
 

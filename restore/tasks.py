@@ -16,6 +16,7 @@ cs         ``CompressedSensing(m, ...)``     pseudo-inverse ``A^+ y``
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Optional, Tuple
 
@@ -28,10 +29,10 @@ from operators import CompressedSensing, Downsample, Grayscale, Mask, masks
 
 from pathlib import Path
 
-from .io import InputError, fit_image, load_image, load_observation, to_channels
+from .io import InputError, fit_image, load_alpha, load_image, load_observation, to_channels
 
 __all__ = ["TASKS", "MASK_KINDS", "TaskOptions", "build_operator", "task_of", "classical_baseline",
-           "observation_view", "keep_observed", "BASELINE_NAMES", "observe_file", "clean_image", "simulate", "from_spec"]
+           "observation_view", "keep_observed", "check_observed", "alpha_mask", "BASELINE_NAMES", "observe_file", "clean_image", "simulate", "from_spec"]
 
 TASKS = ("inpaint", "superres", "colorize", "cs")
 MASK_KINDS = ("random", "box", "free-form")
@@ -115,8 +116,29 @@ def _mask(opts: TaskOptions, hw: Tuple[int, int], seed, fit, warn) -> torch.Tens
     else:
         m = masks.free_form(hw, seed=seed)
     out = torch.as_tensor(m, dtype=torch.float32).reshape(1, 1, *m.shape[-2:])
+    check_observed(out, f"the mask {Path(opts.mask).name}" if opts.mask is not None else f"the {opts.mask_kind} mask", warn)
     out.seed = getattr(m, "seed", None)  # Mask(out).seed records a generated mask's seed
     return out
+
+
+def check_observed(mask: torch.Tensor, what: str = "the mask", warn: Optional[Callable[[str], None]] = None) -> None:
+    """Refuse a 0/1 ``mask`` that observes no pixel; warn when it observes under 1% of them."""
+    kept, total = int((mask > 0.5).sum()), mask.numel()
+    if kept == 0:
+        raise InputError(f"{what} observes no pixel (all black: nothing to restore from); white = observed, "
+                         "black = missing: check the mask is not inverted, or use a smaller hole")
+    if kept < 0.01 * total:
+        (warn or (lambda msg: warnings.warn(msg, stacklevel=3)))(
+            f"warning: {what} observes only {kept} of {total} pixels ({kept / total:.2%}); "
+            "the result will be mostly the prior's guess")
+
+
+def alpha_mask(path, hw: Tuple[int, int], *, fit: str = "resize", warn: Optional[Callable[[str], None]] = None) -> Mask:
+    """The inpainting operator whose holes are the transparent pixels (alpha < 0.5) of image ``path``."""
+    alpha = fit_image(load_alpha(path), hw, mode=fit, what=f"{Path(path).name} (alpha)", warn=lambda _m: None)
+    m = (alpha > 0.5).float()
+    check_observed(m, f"the alpha channel of {Path(path).name}", warn)
+    return Mask(m)
 
 
 def task_of(op) -> str:
@@ -181,32 +203,53 @@ def from_spec(spec: dict):
 
 
 def observe_file(path, opts: TaskOptions, shape: Tuple[int, int, int], *, seed: Optional[int] = None,
-                 fit: str = "resize", warn: Optional[Callable[[str], None]] = None, op=None):
+                 fit: str = "resize", warn: Optional[Callable[[str], None]] = None, op=None,
+                 mask_from_alpha: bool = False):
     """``(y, operator)`` for an observed input file and a prior making images ``shape``.
 
-    An ``.npz`` observation brings its own operator. An image is fitted to what the task
-    observes: the low-resolution size for ``superres``, gray for ``colorize``, the masked image
-    for ``inpaint`` (the mask is applied, so a clean photo works too). ``op``: a prebuilt
-    operator to reuse (else built from ``opts`` and ``seed``).
+    An ``.npz`` observation brings its own operator (checked against its ``y`` and ``shape``). An
+    image is fitted to what the task observes: the low-resolution size for ``superres``, gray for
+    ``colorize``, the masked image for ``inpaint`` (the mask is applied, so a clean photo works
+    too). ``op``: a prebuilt operator to reuse (else built from ``opts`` and ``seed``).
+    ``mask_from_alpha`` (inpaint): the holes are the image's transparent pixels.
     """
     path = Path(path)
     if path.suffix.lower() == ".npz":
         y, spec, info = load_observation(path)
         if info.get("task") and info["task"] != opts.task and warn is not None:
             warn(f"{path.name} holds a {info['task']!r} observation; restoring it with its own operator")
-        return y, from_spec(spec)
+        return y, _check_fits(y, from_spec(spec), shape, path, warn)
     if opts.task == "cs":
         raise InputError(f"cs takes a measurements file (.npz), got {path}; make one with "
                          "`ganrestore degrade IMAGE --task cs -o y.npz`")
     c, h, _ = shape
+    if mask_from_alpha and op is None:
+        op = alpha_mask(path, (h, h), fit=fit, warn=warn)
     op = op if op is not None else build_operator(opts, shape, seed=seed, fit=fit, warn=warn)
+    image_warn = (lambda _m: None) if mask_from_alpha else warn  # its alpha is the mask, not lost
     if opts.task == "superres":
-        y = load_image(path, channels=c)
+        y = load_image(path, channels=c, warn=image_warn)
         return fit_image(y, h // int(opts.factor), mode=fit, what=f"{path.name} (low-resolution input)", warn=warn), op
-    x = fit_image(load_image(path), h, mode=fit, what=path.name, warn=warn)
+    x = fit_image(load_image(path, warn=image_warn), h, mode=fit, what=path.name, warn=warn)
     if opts.task == "colorize":
         return to_channels(x, 1), op
     return op(to_channels(x, c)), op
+
+
+def _check_fits(y: torch.Tensor, op, shape: Tuple[int, int, int], path: Path, warn) -> object:
+    """``op`` when the observation file's ``y`` is what ``op`` makes of the prior's images ``shape``."""
+    try:
+        with torch.no_grad():
+            expected = tuple(op(torch.zeros(1, *shape)).shape[1:])
+    except (RuntimeError, ValueError) as err:
+        raise InputError(f"{path}: its operator does not take this prior's {shape[2]}x{shape[1]} images "
+                         f"({' '.join(str(err).split())}); use the prior the file was made for (--prior)") from err
+    if tuple(y.shape[1:]) != expected:
+        raise InputError(f"{path}: y has per-sample shape {tuple(y.shape[1:])} but its operator makes {expected} "
+                         f"from this prior's images {shape}: the file is damaged or was made for another prior")
+    if task_of(op) == "inpaint":
+        check_observed(op.mask, f"the mask in {path.name}", warn)
+    return op
 
 
 def clean_image(path, shape: Tuple[int, int, int], *, fit: str = "resize",

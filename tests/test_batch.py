@@ -73,6 +73,9 @@ def test_single_process_simulate_then_resume(tmp_path, task):
     assert stats["ok"] == stats["total"] == 5 and stats["solved"] == 5 and stats["failed"] == []
     lines = check_complete(tmp_path / "out", 5)
     assert all(set(r["metrics"]) == {"psnr", "ssim"} and r["seconds"] > 0 and "seed" in r for r in lines)
+    baseline = {"inpaint": "biharmonic", "superres": "bicubic", "colorize": "gray copy", "cs": "pseudo-inverse"}[task]
+    assert all(r["baseline"]["name"] == baseline and set(r["baseline"]) == {"name", "psnr", "ssim"} for r in lines)
+    assert all(r["baseline"]["psnr"] != r["metrics"]["psnr"] for r in lines)
     again = run_batch(config(tmp_path, task=opts))
     assert again["solved"] == 0 and again["skipped"] == 5
     assert manifest_lines(tmp_path / "out") == lines

@@ -39,3 +39,14 @@ def test_lpips_batched():
 def test_shape_mismatch_raises(fn):
     with pytest.raises(ValueError, match="one shape"):
         fn(images(), images(s=8))
+
+
+def test_mean_reduction_is_one_float():
+    x = torch.full((2, 3, 8, 8), 0.5)
+    y = torch.stack([x[0] + 0.1, x[1] + 0.2])
+    per_sample = metrics.psnr(x, y)
+    mean = metrics.psnr(x, y, reduction="mean")
+    assert isinstance(mean, float) and mean == pytest.approx(float(per_sample.double().mean()))
+    assert isinstance(metrics.ssim(x, y, reduction="mean"), float)
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        metrics.psnr(x, y, reduction="sum")

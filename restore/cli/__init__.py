@@ -44,6 +44,8 @@ def _dispatch(args) -> int:
 def _models(args) -> int:
     from priors import registry
 
+    if args.fetch:
+        return _fetch_models(args, registry)
     if args.json:
         import json
         names = registry.available()
@@ -51,6 +53,28 @@ def _models(args) -> int:
                            ("name", "family", "resolution", "licence", "description")} for n in names]))
     else:
         print(registry.models_table())
+    return 0
+
+
+def _fetch_models(args, registry) -> int:
+    """``models --fetch NAME|all``: every file downloaded (or found cached) and verified; stops at the
+    first failure, whose one-line error names the model."""
+    names = registry.available() if args.fetch == "all" else [args.fetch]
+    if args.fetch != "all":
+        registry.get_entry(args.fetch)  # an unknown name: the error lists the valid ones
+    fetched = []
+    for name in names:
+        try:
+            path = registry.fetch(name, progress=not (args.quiet or args.json))
+        except (OSError, RuntimeError) as err:  # offline, no network, a checksum mismatch
+            from ..io import InputError
+            raise InputError(f"cannot fetch {name!r}: {err}") from err
+        fetched.append({"name": name, "path": str(path)})
+        if not (args.quiet or args.json):
+            print(f"{name}: cached and verified at {path}", flush=True)
+    if args.json:
+        import json
+        print(json.dumps({"command": "models", "fetched": fetched, "cache": str(registry.cache_dir())}))
     return 0
 
 

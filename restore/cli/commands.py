@@ -9,11 +9,12 @@ import torch
 
 from ..figures import Panel, psnr_caption, save_comparison
 from ..io import fit_image, load_image, save_image, save_observation
+from ..outputs import atomic_paths, check_writable
 from ..tasks import (TaskOptions, build_operator, classical_baseline, clean_image, observation_view, observe_file,
                      simulate, task_of, keep_observed)
 from .common import Console, UserError, load_prior, resolve_device, solve_kwargs
 
-__all__ = ["run_restore", "run_degrade", "task_options"]
+__all__ = ["run_restore", "run_degrade", "task_options", "check_outputs"]
 
 
 def task_options(args, task: str) -> TaskOptions:
@@ -26,7 +27,17 @@ def _observation(args, task: str, G, console: Console):
     """``(y, operator)`` from the input: an ``.npz`` observation or an image fitted to the task."""
     shape = (G.channels, G.resolution, G.resolution)
     return observe_file(args.input, task_options(args, task), shape, seed=args.seed, fit=args.fit,
-                        warn=console.warn)
+                        warn=console.warn, mask_from_alpha=_mask_from_alpha(args))
+
+
+def _mask_from_alpha(args) -> bool:
+    if not getattr(args, "mask_from_alpha", False):
+        return False
+    if args.mask:
+        raise UserError("--mask and --mask-from-alpha both say where the holes are; pass only one of them")
+    if Path(args.input).suffix.lower() == ".npz":
+        raise UserError(f"--mask-from-alpha takes an image with transparent holes, not the observation file {args.input}")
+    return True
 
 
 def _truth(args, G, console: Console) -> Optional[torch.Tensor]:
@@ -62,38 +73,51 @@ def run_restore(args, task: str) -> int:
     console = Console(args.quiet, args.json, hold=True)
     device = resolve_device(args.device)
     out = _default_output(args, task)
-    _check_writable_suffix(out, args.compare)
+    targets = check_outputs(out, args.compare)
+    kwargs = solve_kwargs(args, console)
     G = load_prior(args.prior, args.family, device, progress=console.progress)
     y, op = _observation(args, task, G, console)
     truth = _truth(args, G, console)
     console.flush()  # inputs read and checked: show the warnings before the long solve
     t0 = time.perf_counter()
-    result = solve(y.to(device), op.to(device), G, device=device, **solve_kwargs(args, console))
+    result = solve(y.to(device), op.to(device), G, device=device, **kwargs)
     seconds = time.perf_counter() - t0
     image = result.image.detach().cpu()
-    if args.keep_observed:
+    keep = getattr(args, "keep_observed", True)  # only inpainting offers the option
+    if keep:
         image = keep_observed(op, y, image)
-    save_image(image, out)
     metrics = _metrics(image, truth)
+    with atomic_paths(targets) as temps:  # the image and the figure: both or neither
+        save_image(image, temps[0], atomic=False)
+        if args.compare:
+            _compare_figure(temps[1], op, y, image, truth, G)
     summary = f"wrote {out} ({args.method}, {seconds:.1f} s" + (f", PSNR {metrics['psnr']:.2f} dB vs truth" if metrics else "") + ")"
     report = {"command": task, "output": str(out), "metrics": metrics, "seconds": round(seconds, 3),
               "options": dict(prior=args.prior, method=args.method, preset=args.preset, seed=args.seed,
-                              keep_observed=args.keep_observed,
+                              keep_observed=keep,
                               device=str(device), solver=getattr(result, "options", {}))}
     if args.compare:
-        report["compare"] = str(_compare_figure(args.compare, op, y, image, truth, G))
+        report["compare"] = str(args.compare)
         summary += f"\nwrote {args.compare}"
     console.info(summary)
     console.report(report)
     return 0
 
 
-def _check_writable_suffix(out: Path, compare: Optional[str]) -> None:
+def check_outputs(*paths, npz: bool = False) -> list:
+    """The output paths given (None skipped), refused before any work unless each has an image
+    suffix (or ``.npz`` when ``npz``), can be written, and names a different file."""
     from PIL import Image
 
-    for p in [out] + ([Path(compare)] if compare else []):
-        if Image.registered_extensions().get(p.suffix.lower()) is None:
-            raise UserError(f"cannot write {p}: unknown image suffix {p.suffix!r}; use .png or .jpg")
+    targets = [Path(p) for p in paths if p]
+    for p in targets:
+        if Image.registered_extensions().get(p.suffix.lower()) is None and not (npz and p.suffix.lower() == ".npz"):
+            also = ", or .npz for an observation file (any task)" if npz else ""
+            raise UserError(f"cannot write {p}: unknown image suffix {p.suffix!r}; use .png or .jpg{also}")
+    if len({p.resolve() for p in targets}) < len(targets):
+        raise UserError(f"two outputs name the same file ({', '.join(map(str, targets))}); give each its own path")
+    check_writable(*targets)
+    return targets
 
 
 def _compare_figure(path, op, y, image, truth, G) -> Path:
@@ -106,13 +130,13 @@ def _compare_figure(path, op, y, image, truth, G) -> Path:
     panels.append(Panel("ganrestore", image, psnr_caption(image, truth)))
     if truth is not None:
         panels.append(Panel("truth", truth))
-    return save_comparison([panels], path, title=f"{task_of(op)}: observation, classical, restored")
+    return save_comparison([panels], path, atomic=False, title=f"{task_of(op)}: observation, classical, restored")
 
 
 def _degrade_target(args, console: Console) -> Tuple[torch.Tensor, Tuple[int, int, int]]:
     G = load_prior(args.prior, args.family, "cpu")
     shape = (G.channels, G.resolution, G.resolution)
-    x = load_image(args.input, channels=3 if args.task == "colorize" else G.channels)
+    x = load_image(args.input, channels=3 if args.task == "colorize" else G.channels, warn=console.warn)
     return fit_image(x, G.resolution, mode=args.fit, what=Path(args.input).name, warn=console.warn), shape
 
 
@@ -121,25 +145,23 @@ def run_degrade(args) -> int:
     console = Console(args.quiet, args.json, hold=True)
     out = Path(args.output)
     image_out = out.suffix.lower() != ".npz"
-    if image_out:
-        _check_writable_suffix(out, None)
-        if args.task == "cs":
-            raise UserError("cs observations are measurements, not images: write them with -o OUT.npz")
+    if image_out and args.task == "cs":
+        raise UserError("cs observations are measurements, not images: write them with -o OUT.npz")
+    mask_out = out.with_name(f"{out.stem}_mask.png") if image_out and args.task == "inpaint" else None
+    targets = check_outputs(out, mask_out, npz=True)
     x, shape = _degrade_target(args, console)
     op = build_operator(task_options(args, args.task), shape, seed=args.seed, fit=args.fit, warn=console.warn)
     y = simulate(op, x, args.noise_sigma, args.seed)
     console.flush()
-    written = [out]
-    if image_out:
-        save_image(y.clamp(0, 1), out)
-        if args.task == "inpaint":
-            mask_path = out.with_name(f"{out.stem}_mask.png")
-            save_image(op.mask.reshape(1, -1, *op.mask.shape[-2:])[:, :1], mask_path)
-            written.append(mask_path)
-    else:
-        save_observation(out, y, op.spec(), seed=args.seed, task=args.task,
-                         meta={"source": str(args.input), "noise_sigma": args.noise_sigma, "prior": args.prior})
-    console.info("wrote " + ", ".join(map(str, written)))
-    console.report({"command": "degrade", "outputs": [str(p) for p in written], "task": args.task,
+    with atomic_paths(targets) as temps:  # the observation and its mask: both or neither
+        if not image_out:
+            save_observation(temps[0], y, op.spec(), seed=args.seed, task=args.task, atomic=False,
+                             meta={"source": str(args.input), "noise_sigma": args.noise_sigma, "prior": args.prior})
+        else:
+            save_image(y.clamp(0, 1), temps[0], atomic=False)
+        if mask_out is not None:
+            save_image(op.mask.reshape(1, -1, *op.mask.shape[-2:])[:, :1], temps[1], atomic=False)
+    console.info("wrote " + ", ".join(map(str, targets)))
+    console.report({"command": "degrade", "outputs": [str(p) for p in targets], "task": args.task,
                     "seed": args.seed, "observation_shape": list(y.shape)})
     return 0

@@ -101,13 +101,35 @@ def load_prior(spec: str, family: Optional[str] = None, device=None, progress: b
     a Python spec ``module:attribute`` naming a Generator or a function returning one."""
     import priors
 
+    from priors.registry import FAMILIES
+
+    if family is not None and family not in FAMILIES:
+        raise UserError(f"unknown --family {family!r}; choose one of {', '.join(FAMILIES)}")
     if _PY_SPEC.match(spec) and not Path(spec).exists():
         G = _from_python(spec)
         return G.to(device) if device is not None else G
-    G = priors.load(spec, family=family, device=device, progress=progress)
+    G = _load_checkpoint(spec, family, device, progress) if Path(spec).exists() else None
+    if G is None:
+        if spec not in priors.available() and (Path(spec).suffix or "/" in spec or "\\" in spec):
+            raise UserError(f"--prior {spec}: no such checkpoint file, nor a registered model name "
+                            "(`ganrestore models` lists them)")
+        G = priors.load(spec, family=family, device=device, progress=progress)
     if G.detection is not None:
         warnings.warn(f"--prior {spec}: detected {G.detection}; pass --family to override")
     return G
+
+
+def _load_checkpoint(spec: str, family: Optional[str], device, progress: bool):
+    """``priors.load`` of an existing file or folder; unreadable files are user errors naming it."""
+    import pickle
+    import priors
+
+    try:
+        return priors.load(spec, family=family, device=device, progress=progress)
+    except (KeyError, EOFError, pickle.UnpicklingError, RuntimeError) as err:
+        reason = " ".join(str(err).split())[:200] or "no details"
+        raise UserError(f"--prior {spec}: cannot read this checkpoint ({type(err).__name__}: {reason}); give a "
+                        "state dict saved with torch.save, and its --family") from err
 
 
 def _from_python(spec: str):
@@ -131,10 +153,17 @@ def _from_python(spec: str):
 
 
 def solve_kwargs(args, console: Console) -> dict:
-    """Keyword arguments for :func:`restore.solve` from the common options."""
+    """Keyword arguments for :func:`restore.solve` from the common options, checked by the solver's
+    option validation (so call it before any long work)."""
+    from ..options import resolve
+
     kw = dict(method=args.method, preset=args.preset, seed=args.seed, progress=console.progress)
     if args.steps is not None:
         if args.steps < 1:
             raise UserError(f"--steps must be a positive integer, got {args.steps}")
         kw["steps"] = args.steps
+    try:  # the solver's own checks (e.g. an absurd --steps), before the prior is even loaded
+        resolve(args.method, args.preset, args.steps)
+    except ValueError as err:
+        raise UserError(f"--steps {args.steps}: {err}" if args.steps is not None else str(err)) from err
     return kw

@@ -14,7 +14,13 @@ __all__ = ["build_parser", "OneLineParser"]
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """Usage errors as one line on stderr (what is wrong, where to look), exit status 2."""
+    """Usage errors as one line on stderr (what is wrong, where to look), exit status 2.
+
+    Option names are never abbreviated (``cs --m 5`` must not silently mean ``--method``)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # noqa: D102 - argparse hook
         sys.stderr.write(f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
@@ -66,7 +72,10 @@ def _add_prior(p: argparse.ArgumentParser) -> None:
     g.add_argument("--steps", type=_positive_int, help="optimization steps (overrides the preset)")
     g.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    g.add_argument("--keep-observed", action=argparse.BooleanOptionalAction, default=True,
+
+
+def _add_keep_observed(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--keep-observed", action=argparse.BooleanOptionalAction, default=True,
                    help="inpainting: keep the observed pixels exactly, fill only the holes (default on)")
 
 
@@ -101,6 +110,10 @@ def _add_restore_commands(sub) -> None:
                            help="restore only this rectangle of the input (left, top, width, height in "
                                 "input pixels), such as a face, and paste it back with a feathered seam; "
                                 "pixels outside it are unchanged (needs --fit full)")
+        if task == "inpaint":
+            p.add_argument("--mask-from-alpha", action="store_true",
+                           help="the holes are IMAGE's transparent pixels (alpha < 50%%) instead of --mask")
+            _add_keep_observed(p)
         _add_prior(p)
         _add_io(p)
 
@@ -137,6 +150,7 @@ def _add_batch(sub) -> None:
     p.add_argument("--noise-sigma", type=float, default=0.0, help="noise std for --simulate (default 0)")
     _add_task_options(p)
     _add_prior(p)
+    _add_keep_observed(p)
     for flag, kw in (("--fit", dict(choices=("resize", "error"), default="resize")),
                      ("--json", dict(action="store_true")), ("--quiet", dict(action="store_true")),
                      ("--debug", dict(action="store_true"))):
@@ -157,7 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     for flag in ("--json", "--quiet", "--debug"):
         demo.add_argument(flag, action="store_true")
-    models = sub.add_parser("models", help="list the registered priors")
+    models = sub.add_parser("models", help="list the registered priors, or --fetch them into the cache",
+                            description="List the registered priors (name, family, resolution, cached, size, "
+                                        "licence), or download and verify them into the cache with --fetch.")
+    models.add_argument("--fetch", metavar="NAME|all",
+                        help="download and verify model NAME (or every registered model) into the cache")
+    models.add_argument("--quiet", action="store_true", help="no progress bars or messages")
     for flag in ("--json", "--debug"):
         models.add_argument(flag, action="store_true")
     return parser

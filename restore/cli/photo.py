@@ -13,8 +13,11 @@ import torch
 
 from ..figures import Panel, psnr_caption, save_comparison
 from ..fullres import Region, photo_task, restore_photo
-from ..io import load_image, load_observation, save_image, to_channels
-from ..tasks import build_operator, classical_baseline, from_spec
+from operators import Mask
+
+from ..io import MIN_SIDE, load_image, load_observation, save_image, to_channels
+from ..outputs import atomic_paths
+from ..tasks import alpha_mask, build_operator, check_observed, classical_baseline, from_spec
 from .common import Console, UserError, load_prior, resolve_device, solve_kwargs
 
 __all__ = ["run_photo", "handles", "BIHARMONIC_LIMIT"]
@@ -40,20 +43,44 @@ def _observation(args, task: str, G, console: Console) -> Tuple[torch.Tensor, ob
     """``(y, operator)`` at the input's own size: an ``.npz`` observation or an image file."""
     from .commands import task_options
 
+    from .commands import _mask_from_alpha
+
     path = Path(args.input)
     if path.suffix.lower() == ".npz":
         y, spec, _ = load_observation(path)
-        return y, from_spec(spec)
+        return y, _check_npz_operator(y, from_spec(spec), path, console)
     opts = task_options(args, task)
     c, R = G.channels, G.resolution
     if task != "inpaint":
         build_operator(opts, (c, R, R))  # the prior-side checks (factor divides R, colour prior)
+    alpha = _mask_from_alpha(args)
+    photo = _check_size(load_image(path, channels=c if task == "superres" else None,
+                                   warn=(lambda _m: None) if alpha else console.warn), path)
     if task == "superres":
         from operators import Downsample
-        return load_image(path, channels=c), Downsample(int(opts.factor), kernel="bicubic")
-    photo = load_image(path)
-    op = build_operator(opts, (c,) + tuple(photo.shape[-2:]), seed=args.seed, fit="resize", warn=console.warn)
+        return photo, Downsample(int(opts.factor), kernel="bicubic")
+    if alpha:
+        op = alpha_mask(path, tuple(photo.shape[-2:]), fit="error", warn=console.warn)
+    else:
+        op = build_operator(opts, (c,) + tuple(photo.shape[-2:]), seed=args.seed, fit="resize", warn=console.warn)
     return to_channels(photo, 1 if task == "colorize" else c), op
+
+
+def _check_size(photo: torch.Tensor, path: Path) -> torch.Tensor:
+    h, w = photo.shape[-2:]
+    if min(h, w) < MIN_SIDE:
+        raise UserError(f"{path.name} is {w}x{h} pixels: too small to restore (at least {MIN_SIDE}x{MIN_SIDE})")
+    return photo
+
+
+def _check_npz_operator(y: torch.Tensor, op, path: Path, console: Console):
+    """A Mask observation's mask must cover ``y`` and observe something."""
+    if isinstance(op, Mask):
+        if tuple(op.mask.shape[-2:]) != tuple(y.shape[-2:]):
+            raise UserError(f"{path}: its mask is {op.mask.shape[-1]}x{op.mask.shape[-2]} but y is "
+                            f"{y.shape[-1]}x{y.shape[-2]}: the file is damaged")
+        check_observed(op.mask, f"the mask in {path.name}", console.warn)
+    return op
 
 
 def _truth(args, size: Tuple[int, int], channels: int, console: Console) -> Optional[torch.Tensor]:
@@ -68,12 +95,13 @@ def _truth(args, size: Tuple[int, int], channels: int, console: Console) -> Opti
 
 def run_photo(args, task: str) -> int:
     """Restore one input at its own resolution; writes the output image (and figure), prints a summary."""
-    from .commands import _check_writable_suffix, _default_output, _metrics
+    from .commands import _default_output, _metrics, check_outputs
 
     console = Console(args.quiet, args.json, hold=True)
     device = resolve_device(args.device)
     out = _default_output(args, task)
-    _check_writable_suffix(out, args.compare)
+    targets = check_outputs(out, args.compare)
+    kwargs = solve_kwargs(args, console)
     G = load_prior(args.prior, args.family, device, progress=console.progress)
     y, op = _observation(args, task, G, console)
     region = args.region.check(*y.shape[-2:], what=f"{Path(args.input).name}") if args.region else None
@@ -82,12 +110,15 @@ def run_photo(args, task: str) -> int:
     truth = _truth(args, (y.shape[-2] * factor, y.shape[-1] * factor), channels, console)
     console.flush()  # inputs read and checked: show the warnings before the long solve
     t0 = time.perf_counter()
-    res = restore_photo(y, op, G, region=region, keep_observed=args.keep_observed, warn=console.warn,
-                        device=device, **solve_kwargs(args, console))
+    keep = getattr(args, "keep_observed", True)  # only inpainting offers the option
+    res = restore_photo(y, op, G, region=region, keep_observed=keep, warn=console.warn, device=device, **kwargs)
     seconds = time.perf_counter() - t0
     image = res.image.detach().cpu()
-    save_image(image, out)
     metrics = _metrics(image, truth)
+    with atomic_paths(targets) as temps:  # the image and the figure: both or neither
+        save_image(image, temps[0], atomic=False)
+        if args.compare:
+            _compare_figure(temps[1], task, op, y, image, truth)
     summary = (f"wrote {out} ({args.method}, {image.shape[-1]}x{image.shape[-2]}, {seconds:.1f} s"
                + (f", PSNR {metrics['psnr']:.2f} dB vs truth" if metrics else "") + ")")
     geo = res.geometry
@@ -96,10 +127,10 @@ def run_photo(args, task: str) -> int:
                              "upscale": round(geo.upscale, 3),
                              "region": [geo.region.x, geo.region.y, geo.region.w, geo.region.h]},
               "options": dict(prior=args.prior, method=args.method, preset=args.preset, seed=args.seed,
-                              keep_observed=args.keep_observed, device=str(device),
+                              keep_observed=keep, device=str(device),
                               solver=getattr(res.result, "options", {}))}
     if args.compare:
-        report["compare"] = str(_compare_figure(args.compare, task, op, y, image, truth))
+        report["compare"] = str(args.compare)
         summary += f"\nwrote {args.compare}"
     console.info(summary)
     console.report(report)
@@ -119,7 +150,7 @@ def _compare_figure(path, task: str, op, y: torch.Tensor, image: torch.Tensor, t
     if truth is not None:
         panels.append(Panel("truth", truth))
     h, w = image.shape[-2:]
-    return save_comparison([panels], path, title=f"{task} at {w}x{h}: observation, classical, restored")
+    return save_comparison([panels], path, atomic=False, title=f"{task} at {w}x{h}: observation, classical, restored")
 
 
 def parse_region(text: str) -> Region:
