@@ -107,29 +107,32 @@ def keep_luma(gray: torch.Tensor, colour: torch.Tensor, weights: torch.Tensor) -
 
 
 def make_consistent(x: torch.Tensor, y: torch.Tensor, A: Map, At: Map, *, rounds: int = 3,
-                    support: Optional[torch.Tensor] = None, tol: float = 1e-5, max_iter: int = 500) -> torch.Tensor:
-    """Bring ``x`` onto ``{x : A x = y}`` (e.g. ``A`` = ``Downsample``): ``rounds`` of
-    ``x <- clamp(x + A+ (y - A x), 0, 1)`` (alternating projections toward images in [0, 1] that
-    fit), then one last projection without clamping, so ``A x = y`` to float precision (values may
-    leave [0, 1] by the little that exactness needs).
+                    support: Optional[torch.Tensor] = None, range_tol: float = 0.5 / 255, tol: float = 1e-5,
+                    max_iter: int = 500) -> torch.Tensor:
+    """Bring ``x`` onto ``{x : A x = y}`` (e.g. ``A`` = ``Downsample``) by the projection
+    ``x + A+ (y - A x)``, so ``A x = y`` to float precision.
 
+    Where the projected image leaves [0, 1] by more than ``range_tol`` it is clamped and projected
+    again, at most ``rounds`` times (alternating projections toward an image in [0, 1] that fits);
+    the result is always a projection's, exact, leaving [0, 1] only by what exactness needs.
     ``support`` (0/1, broadcasting against ``x``): only those pixels change (a region pasted into a
     consistent photo); ``A+`` is then the pseudo-inverse of ``A`` restricted to them. CGLS with
     relative tolerance ``tol``. Shapes: ``x`` ``(B, C, H, W)``, ``y`` as ``A(x)``.
     """
     if support is None:
-        Ar, Atr = A, At
-    else:
-        support = support.to(x)
-        Ar, Atr = (lambda v: A(v * support)), (lambda r: At(r) * support)
-
-    def project(v: torch.Tensor) -> torch.Tensor:
-        step = cgls(Ar, Atr, y - A(v), tol=tol, max_iter=max_iter)
-        return v + (step if support is None else step * support)
-
-    for _ in range(rounds):
-        x = project(x).clamp(0, 1) if support is None else torch.where(support > 0, project(x).clamp(0, 1), x)
-    return project(x)
+        support = torch.ones(1, 1, 1, 1)
+    support = support.to(x)
+    Ar, Atr = (lambda v: A(v * support)), (lambda r: At(r) * support)
+    for i in range(rounds + 1):
+        for _ in range(3):  # iterative refinement: a restricted support can be ill-conditioned
+            residual = y - A(x)
+            if float(residual.abs().max()) <= 1e-6:
+                break
+            x = x + cgls(Ar, Atr, residual, tol=tol, max_iter=max_iter) * support
+        if i == rounds or float((x - x.clamp(0, 1)).abs().max()) <= range_tol:
+            return x
+        x = torch.where(support > 0, x.clamp(0, 1), x)
+    return x
 
 
 def feather_weight(size: Tuple[int, int], feather: int, open_sides: Sequence[bool]) -> torch.Tensor:
