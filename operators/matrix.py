@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ._checks import Dims, check_sizes
-from ._sparse import csr_from_ell, ell_layout, ell_product
+from ._sparse import CsrPair, csr_product
 from .base import LinearOperator
 
 __all__ = ["Matrix"]
@@ -29,10 +29,10 @@ class Matrix(LinearOperator):
             becomes float32; ``op.double()`` / ``op.float()`` convert later.
         in_shape: the per-sample image shape, usually ``(C, H, W)``.
 
-    Dense matrices are a buffer ``matrix`` (``batch @ M^T``). Sparse ones are held as padded rows
-    of column indices and values for ``M`` and for ``M^T`` (see :mod:`operators._sparse`):
-    ``O(B nnz)`` products, deterministic, differentiable in both modes, and about
-    ``2 * m * (longest row)`` stored entries. Explicit zeros are dropped and COO duplicates summed.
+    Dense matrices are a buffer ``matrix`` (``batch @ M^T``). Sparse ones are CSR arrays of ``M``
+    and of ``M^T`` (buffers ``crow, col, val`` and ``crow_t, col_t, val_t``, ``2 nnz`` entries; see
+    :mod:`operators._sparse`): ``O(B nnz)`` torch sparse products, differentiable in reverse and
+    forward mode and under ``vmap``. Explicit zeros are dropped and COO duplicates summed.
     ``pinv``: for a dense matrix on the CPU with at most 4M entries, the exact minimum-norm
     least-squares solution (SVD-based ``torch.linalg.lstsq``, ``gelsd``); otherwise CGLS.
     ``spec()`` holds the matrix itself (CSR arrays when sparse), so ``from_spec`` rebuilds it.
@@ -63,12 +63,11 @@ class Matrix(LinearOperator):
         else:
             self._check_columns(csr.shape)
             self.m, self.sparse = csr.shape[0], True
-            dtype = torch.float64 if csr.dtype == np.float64 else torch.float32
             for name, part in (("", csr), ("_t", csr.T.tocsr())):
                 part.sort_indices()
-                cols, vals = ell_layout(part.indptr, part.indices, part.data, dtype)
-                self.register_buffer("cols" + name, cols)
-                self.register_buffer("vals" + name, vals)
+                self.register_buffer("crow" + name, torch.from_numpy(part.indptr.astype(np.int64)))
+                self.register_buffer("col" + name, torch.from_numpy(part.indices.astype(np.int64)))
+                self.register_buffer("val" + name, torch.from_numpy(part.data.copy()))
 
     def _check_columns(self, mshape: Tuple[int, ...]) -> None:
         if mshape[1] != self.n or mshape[0] < 1:
@@ -87,11 +86,8 @@ class Matrix(LinearOperator):
         if not self.sparse:
             M = self.matrix.to(dtype=v.dtype, device=v.device)
             return v @ M if transpose else v @ M.T
-        fwd = (self.cols, self.vals.to(dtype=v.dtype, device=v.device))
-        adj = (self.cols_t, self.vals_t.to(dtype=v.dtype, device=v.device))
-        if transpose:
-            fwd, adj = adj, fwd
-        return ell_product(v, *fwd, *adj)
+        pair = CsrPair((self.crow, self.col, self.val), (self.crow_t, self.col_t, self.val_t), (self.m, self.n))
+        return csr_product(v, pair.transposed() if transpose else pair)
 
     def A(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
@@ -112,9 +108,10 @@ class Matrix(LinearOperator):
         base = {"type": "Matrix", "in_shape": list(self.shape)}
         if not self.sparse:
             return {**base, "matrix": self.matrix.detach().cpu().numpy()}
-        indptr, indices, data = csr_from_ell(self.cols, self.vals)
-        return {**base, "sparse": {"shape": [self.m, self.n], "indptr": indptr, "indices": indices,
-                                   "data": data, "dtype": str(self.vals.dtype).replace("torch.", "")}}
+        arrays = {k: getattr(self, b).detach().cpu().numpy() for k, b in
+                  (("indptr", "crow"), ("indices", "col"), ("data", "val"))}
+        return {**base, "sparse": {"shape": [self.m, self.n], **arrays,
+                                   "dtype": str(self.val.dtype).replace("torch.", "")}}
 
     @classmethod
     def from_spec(cls, args: dict) -> "Matrix":
@@ -129,7 +126,7 @@ class Matrix(LinearOperator):
         return cls(csr, args["in_shape"])
 
     def extra_repr(self) -> str:
-        kind = f"sparse, nnz={int((self.vals != 0).sum())}" if self.sparse else "dense"
+        kind = f"sparse, nnz={self.val.numel()}" if self.sparse else "dense"
         return f"m={self.m}, in_shape={self.shape}, {kind}"
 
 
