@@ -1,12 +1,16 @@
-"""Speed benchmark of restore.solve on dcgan-digiface64 (SR x4 observations of in-range targets).
+"""Speed benchmark of restore.solve on dcgan-digiface64, every figure also as a ratio to the bare
+generator step (one forward + backward of the generator, measured in the same run).
 
-1. Framework overhead per step: ``restore.solve`` (latent, one start, no polish) against a bare
-   hand-written loop (``torch.optim.Adam`` on ``z``, MSE of ``A(G(z))`` to ``y``), same generator
-   and batch; per-step times come from timestamps at every step (initialisation excluded).
-2. Batching: per-image step throughput at batch 16 against batch 1.
-3. Seconds per image per method at the default preset (CPU; GPU when CUDA is available).
+1. The bare step: ``G(z)`` forward + backward at batch 1 and 16 (median over steps).
+2. Framework overhead per step: ``restore.solve`` (latent, one start, no polish) against a bare
+   hand-written loop (``torch.optim.Adam`` on ``z``, MSE of ``A(G(z))`` to ``y``), same batch.
+3. Batching: per-image step throughput at batch 16 against batch 1.
+4. In-range targets ``G(z*)``: ``latent`` default on CS m=1000 and SR x4 (exactness: PSNR >= 40 dB
+   on every target; seconds per image; in bare batch-1 steps per image).
+5. Real photos (out of range, SR x4): every method at ``fast`` and ``default``; ``steps=20``
+   against the default; restarts and LM starts per sample.
 
-Usage: ``OMP_WAIT_POLICY=PASSIVE python benchmarks/speed.py [--steps 60] [--batch 4]``
+Usage: ``OMP_WAIT_POLICY=PASSIVE python benchmarks/speed.py [--targets 8] [--batch 8] [--threads 2]``
 """
 from __future__ import annotations
 
@@ -20,13 +24,31 @@ from pathlib import Path
 _HERE = Path(__file__).resolve().parent  # not on the path: benchmarks/operators.py would shadow the package
 sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 import priors  # noqa: E402
 import restore  # noqa: E402
-from operators import Downsample  # noqa: E402
+from operators import CompressedSensing, Downsample  # noqa: E402
 
 RESULTS = _HERE / "results"
+
+
+def _median_step(stamps):
+    d = torch.tensor(stamps).diff()[2:]  # skip warm-up steps
+    return float(d.median())
+
+
+def bare_step(G, batch, steps=20):
+    """Median seconds of one generator forward + backward at ``batch``."""
+    z = G.sample_latents(batch, seed=0).requires_grad_(True)
+    stamps = [time.perf_counter()]
+    for _ in range(steps):
+        z.grad = None
+        G(z).square().mean().backward()
+        stamps.append(time.perf_counter())
+    return _median_step(stamps)
 
 
 def bare_loop(G, A, y, z0, steps):
@@ -43,73 +65,125 @@ def bare_loop(G, A, y, z0, steps):
     return _median_step(stamps)
 
 
-def _median_step(stamps):
-    d = torch.tensor(stamps).diff()[2:]  # skip warm-up steps
-    return float(d.median())
-
-
 def framework_loop(G, A, y, steps):
     stamps = []
-    restore.solve(y, A, G, method="latent", steps=steps, seed=0, progress=False, n_init=1, n_starts=1,
-                  restarts=0, refine_steps=0, callbacks=[lambda s: stamps.append(time.perf_counter())])
+    restore.solve(y, A, G, method="latent", steps=steps, attempt_steps=steps, seed=0, progress=False, n_init=1,
+                  n_starts=1, restarts=0, refine_steps=0, stall_window=10 * steps,
+                  callbacks=[lambda s: stamps.append(time.perf_counter())])
     return _median_step(stamps)
 
 
-def overhead_rows(G, steps):
+def real_photos(n: int) -> torch.Tensor:
+    """``n`` real 64x64 photos (out of the prior's range): the built-in face, then
+    scikit-image's astronaut, chelsea, coffee, rocket (centre crops), cycling."""
+    from skimage import data
+
+    from restore.data import face
+
+    imgs = [face()]
+    for name in ("astronaut", "chelsea", "coffee", "rocket"):
+        a = getattr(data, name)()
+        h, w = a.shape[:2]
+        s = min(h, w)
+        a = a[(h - s) // 2:(h + s) // 2, (w - s) // 2:(w + s) // 2]
+        t = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float() / 255
+        imgs.append(F.interpolate(t, size=(64, 64), mode="area"))
+    return torch.cat([imgs[i % len(imgs)] for i in range(n)]).clamp(0, 1)
+
+
+def timed_solve(y, A, G, **kw):
+    t = time.perf_counter()
+    res = restore.solve(y, A, G, seed=0, progress=False, **kw)
+    return res, time.perf_counter() - t
+
+
+def in_range_rows(G, n, batch, unit):
     rows = []
-    for batch in (1, 16):
-        x = G(G.sample_latents(batch, seed=1)).detach()
-        A = Downsample(4)
-        y = A(x)
-        z0 = G.sample_latents(batch, seed=0)
-        bare = min(bare_loop(G, A, y, z0, steps) for _ in range(2))
-        ours = min(framework_loop(G, A, y, steps) for _ in range(2))
-        rows.append((batch, bare, ours))
+    x = G(G.sample_latents(n, seed=1234)).detach()
+    for task, A in (("CS m=1000", CompressedSensing(1000, (3, 64, 64), seed=0)), ("SR x4", Downsample(4))):
+        psnrs, seconds = [], 0.0
+        for part in x.split(batch):
+            res, dt = timed_solve(A(part), A, G, method="latent")
+            psnrs += restore.metrics.psnr(res.image, part).tolist()
+            seconds += dt
+        per = seconds / n
+        rows.append(f"| {task} | latent default | {sum(p >= 40 for p in psnrs)}/{n} | {min(psnrs):.1f} | "
+                    f"{float(np.mean(psnrs)):.1f} | {per:.2f} | {per / unit:.0f} |")
     return rows
 
 
-def method_rows(G, batch, device):
-    x = G(G.sample_latents(batch, seed=1)).detach().to(device)
-    A = Downsample(4).to(device)
-    out = []
+def _attempts(res) -> int:
+    """History rows beyond the first attempt are restarts / LM starts: counted from the NaNs of
+    samples that sat out a sub-batch phase (rows where some but not all samples ran)."""
+    h = res.history
+    return int((torch.isnan(h).any(1) & ~torch.isnan(h).all(1)).sum())
+
+
+def real_rows(G, n, unit):
+    x = real_photos(n)
+    A = Downsample(4)
+    y = A(x)
+    rows, default_time = [], {}
     for method in ("latent", "mgan", "dgp"):
-        t = time.perf_counter()
-        res = restore.solve(A(x), A, G, method=method, seed=0, progress=False, device=device)
-        dt = (time.perf_counter() - t) / batch
-        out.append((method, dt, float(restore.metrics.psnr(res.image.cpu(), x.cpu()).mean())))
-    return out
+        for preset in ("default", "fast"):
+            res, dt = timed_solve(y, A, G, method=method, preset=preset)
+            psnr = float(restore.metrics.psnr(res.image, x).mean())
+            if preset == "default":
+                default_time[method] = dt
+            ratio = "" if preset == "default" else f"{dt / default_time[method]:.2f}"
+            rows.append(f"| {method} | {preset} | {dt / n:.2f} | {dt / n / unit:.0f} | {ratio} | {psnr:.2f} | "
+                        f"{_attempts(res)} |")
+        res, dt = timed_solve(y, A, G, method=method, steps=20)
+        rows.append(f"| {method} | steps=20 | {dt / n:.2f} | {dt / n / unit:.0f} | {dt / default_time[method]:.2f} | "
+                    f"{float(restore.metrics.psnr(res.image, x).mean()):.2f} | {_attempts(res)} |")
+    return rows
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--steps", type=int, default=60)
-    ap.add_argument("--batch", type=int, default=4, help="batch for the per-method timing")
+    ap.add_argument("--steps", type=int, default=60, help="steps of the overhead loops")
+    ap.add_argument("--targets", type=int, default=8, help="in-range targets per task")
+    ap.add_argument("--real", type=int, default=4, help="real photos")
+    ap.add_argument("--batch", type=int, default=8, help="batch of the in-range solves")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--skip", default="", help="comma list of sections to skip: inrange,real")
     args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
     G = priors.load("dcgan-digiface64", progress=False)
-    ov = overhead_rows(G, args.steps)
-    lines = ["# Speed benchmark (dcgan-digiface64, SR x4)", "",
+    load0 = os.getloadavg()
+    unit1, unit16 = bare_step(G, 1), bare_step(G, 16)
+    lines = ["# Speed benchmark (dcgan-digiface64)", "",
              f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
-             f"{torch.get_num_threads()} threads; other jobs share these cores.", "",
+             f"{args.threads} threads; load average at the start {load0[0]:.1f} (other jobs share these cores).", "",
+             f"Bare generator step (forward + backward): batch 1 {unit1 * 1e3:.1f} ms, batch 16 {unit16 * 1e3:.1f} ms "
+             f"({unit16 / 16 * 1e3:.2f} ms per image). 'bare steps' below are batch-1 bare steps.", "",
              "## Framework overhead per step (median over steps, best of 2 runs)", "",
-             "| batch | bare Adam loop s/step | restore.solve s/step | overhead |", "|---|---|---|---|"]
-    for batch, bare, ours in ov:
-        lines.append(f"| {batch} | {bare:.4f} | {ours:.4f} | {100 * (ours / bare - 1):+.1f}% |")
+             "| batch | bare Adam loop s/step | restore.solve s/step | overhead | restore.solve in bare steps |",
+             "|---|---|---|---|---|"]
+    ov = []
+    for batch in (1, 16):
+        x = G(G.sample_latents(batch, seed=1)).detach()
+        A = Downsample(4)
+        bare = min(bare_loop(G, A, A(x), G.sample_latents(batch, seed=0), args.steps) for _ in range(2))
+        ours = min(framework_loop(G, A, A(x), args.steps) for _ in range(2))
+        ov.append((batch, bare, ours))
+        lines.append(f"| {batch} | {bare:.4f} | {ours:.4f} | {100 * (ours / bare - 1):+.1f}% | "
+                     f"{ours / (unit1 if batch == 1 else unit16):.2f} |")
     (b1, _, o1), (b16, _, o16) = ov
-    lines += ["", f"Per-image throughput, batch 16 vs batch 1 (restore.solve): "
-                  f"{(b16 / o16) / (b1 / o1):.2f}x ({b1 / o1:.1f} vs {b16 / o16:.1f} image-steps/s)", ""]
-    lines += [f"## Seconds per image per method, default preset (batch {args.batch}, SR x4 targets)", "",
-              "| device | method | s/image | PSNR |", "|---|---|---|---|"]
-    load0 = os.getloadavg()[0]
-    for method, dt, p in method_rows(G, args.batch, "cpu"):
-        lines.append(f"| CPU | {method} | {dt:.1f} | {p:.1f} |")
-    if torch.cuda.is_available():
-        for method, dt, p in method_rows(G.to("cuda"), args.batch, "cuda"):
-            lines.append(f"| GPU fp32 | {method} | {dt:.2f} | {p:.1f} |")
-    else:
-        lines += ["| GPU fp32 | all | not measured (no GPU) | |", "| GPU bf16 | all | not measured (no GPU) | |"]
+    lines += ["", f"Per-image throughput, batch 16 vs batch 1 (restore.solve): {(b16 / o16) / (b1 / o1):.2f}x", ""]
+    if "inrange" not in args.skip:
+        lines += [f"## In-range targets, latent default (batch {args.batch})", "",
+                  "| task | method | >= 40 dB | min PSNR | mean PSNR | s/image | bare steps/image |",
+                  "|---|---|---|---|---|---|---|", *in_range_rows(G, args.targets, args.batch, unit1), ""]
+    if "real" not in args.skip:
+        lines += [f"## Real photos, SR x4 (batch {args.real}, out of the prior's range)", "",
+                  "| method | preset | s/image | bare steps/image | time vs default | mean PSNR | sub-batch steps |",
+                  "|---|---|---|---|---|---|---|", *real_rows(G, args.real, unit1), "",
+                  "'sub-batch steps': steps that ran for only some of the samples (restarts, LM starts).", ""]
+    if not torch.cuda.is_available():
+        lines += ["GPU: not measured (no GPU on this machine).", ""]
     load = os.getloadavg()
-    lines += ["", f"Load average at start of the method runs {load0:.1f}, at the end {load[0]:.1f}/{load[1]:.1f}/"
-                  f"{load[2]:.1f} on {os.cpu_count()} cores."]
+    lines += [f"Load average at the end {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f} on {os.cpu_count()} cores."]
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "speed.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -8,15 +8,17 @@ which :func:`restore.solve` catches once.
 """
 from __future__ import annotations
 
+import contextlib
+from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 
 from .optim import MaskedAdam, grad_finite_rows
 from .problem import Rows
 
-__all__ = ["StepState", "StopSolve", "Tracker", "optimize"]
+__all__ = ["StepState", "StopSolve", "Tracker", "Stopping", "optimize"]
 
 
 @dataclass(frozen=True)
@@ -33,18 +35,73 @@ class StopSolve(Exception):
     """A callback asked the solve to stop (raised by :meth:`Tracker.record`)."""
 
 
+@dataclass(frozen=True)
+class Stopping:
+    """When a row of an Adam phase stops (its parameters freeze; the phase ends once all rows
+    have stopped, or its steps or the solve's budget are spent).
+
+    tol: converged: its loss is below ``tol`` (an exact fit).
+    floor: at its noise floor: its loss is below ``floor`` (``sigma**2`` times the discrepancy
+        factor when the noise level is known, else 0).
+    window, rtol: stalled: its best loss fell by less than ``rtol`` (relative) over the last
+        ``window`` steps (a local minimum, or the floor of an observation no code fits).
+    """
+
+    tol: float = 1e-12
+    floor: float = 0.0
+    window: int = 40
+    rtol: float = 1e-3
+
+
 class Tracker:
     """Per-sample best iterate (loss, image, step, state), loss history and skipped steps of a
     solve over ``batch`` samples; every step of every phase is recorded through :meth:`record`,
-    which also advances the progress ``bar`` and calls the ``callbacks``."""
+    which also spends the solve's ``budget`` (generator passes: an Adam step of any rows is one,
+    a Levenberg-Marquardt step counts its passes), advances the progress ``bar`` (its total is
+    the budget, fixed at the start) and calls the ``callbacks``."""
 
-    def __init__(self, batch: int, callbacks: Sequence[Callable] = (), bar=None):
-        self.batch, self.callbacks, self.bar = batch, tuple(callbacks), bar
+    def __init__(self, batch: int, callbacks: Sequence[Callable] = (), bar=None, budget: Optional[float] = None,
+                 name: str = "restore"):
+        self.batch, self.callbacks, self.bar, self.name = batch, tuple(callbacks), bar, name
+        self.budget = float("inf") if budget is None else float(budget)
+        self.spent = torch.zeros(batch, dtype=torch.float64)  # per sample, in generator passes
+        self._caps: list = []
         self.best_loss = None
         self.image = self.best_step = None
         self.state: dict = {}
         self.history: list = []
         self.nonfinite = torch.zeros(batch, dtype=torch.long)
+
+    def _samples(self, rows: Optional[Rows]):
+        return slice(None) if rows is None or rows.idx is None else rows.idx.cpu()
+
+    def left(self, rows: Optional[Rows] = None) -> float:
+        """Generator passes each of ``rows``' samples (all when None) can still spend, within the
+        solve's budget and the innermost :meth:`capped` phase (the least over the samples)."""
+        sel = self._samples(rows)
+        end = torch.full((self.batch,), self.budget, dtype=torch.float64)
+        for cap in self._caps:
+            end = torch.minimum(end, cap)
+        return float((end[sel] - self.spent[sel]).min())
+
+    @contextlib.contextmanager
+    def capped(self, passes: float):
+        """Phases run inside spend at most ``passes`` more generator passes per sample."""
+        self._caps.append(self.spent + passes)
+        try:
+            yield
+        finally:
+            self._caps.pop()
+
+    def phase(self, name: str) -> None:
+        """Name the current phase on the progress bar."""
+        if self.bar is not None:
+            self.bar.set_description(f"{self.name} {name}", refresh=False)
+
+    def finish(self) -> None:
+        """The bar ends at 100% (an early stop jumps to the end)."""
+        if self.bar is not None and self.bar.total is not None and self.bar.n < self.bar.total:
+            self.bar.update(self.bar.total - self.bar.n)
 
     @staticmethod
     def _reduce(fit, ok, image, state, g: int):
@@ -83,15 +140,20 @@ class Tracker:
             self.state[k][sel] = v[better]
         return fit_b, image, step
 
-    def record(self, fit, ok, image, state, rows: Rows) -> None:
+    def record(self, fit, ok, image, state, rows: Rows, passes: float = 1) -> None:
         """:meth:`update`, then :meth:`notify`."""
-        self.notify(*self.update(fit, ok, image, state, rows))
+        self.notify(*self.update(fit, ok, image, state, rows), rows=rows, passes=passes)
 
-    def notify(self, cur_fit, cur_image, step: int) -> None:
-        """Advance the bar and call the callbacks with the step's :class:`StepState`; raises
+    def notify(self, cur_fit, cur_image, step: int, rows: Optional[Rows] = None, passes: float = 1) -> None:
+        """Spend ``passes`` per row (``rows.group`` rows per sample), advance the bar (to the mean
+        spent over samples) and call the callbacks with the step's :class:`StepState`; raises
         :class:`StopSolve` when a callback returns True."""
+        self.spent[self._samples(rows)] += passes * (rows.group if rows is not None else 1)
         if self.bar is not None:
-            self.bar.update(1)
+            total = self.bar.total if self.bar.total is not None else float("inf")
+            target = min(total, int(self.spent.mean()))
+            if target > self.bar.n:
+                self.bar.update(target - self.bar.n)
             if step % 10 == 0:
                 finite = cur_fit[torch.isfinite(cur_fit)]
                 self.bar.set_postfix(loss=f"{float(finite.mean()) if len(finite) else float('nan'):.3g}")
@@ -105,15 +167,41 @@ class Tracker:
         return {k: v.clone() for k, v in self.state.items() if not keys or k in keys}
 
 
-def optimize(param, rows: Rows, loss_fn, *, steps: int, lrs_at, betas, penalty: float, tracker: Tracker) -> None:
-    """``steps`` per-sample Adam steps of ``param`` (a parametrization: ``forward``, ``groups``,
-    ``state``, ``penalty``) on the data fit ``loss_fn(rows.operator(param()), rows.y)`` ``(R,)``
-    plus ``penalty`` times the latent penalty; ``lrs_at(t) -> {group: rate}``."""
+class _Stopper:
+    """Which rows of an Adam phase have stopped (see :class:`Stopping`)."""
+
+    def __init__(self, n: int, rule: Stopping, device):
+        self.rule = rule
+        self.best = torch.full((n,), float("inf"), device=device)
+        self.past = deque(maxlen=rule.window + 1)
+        self.stopped = torch.zeros(n, dtype=torch.bool, device=device)
+
+    def update(self, fit: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
+        r = self.rule
+        self.best = torch.where(ok & (fit < self.best), fit.to(self.best), self.best)
+        self.past.append(self.best)
+        self.stopped |= self.best < max(r.tol, r.floor)
+        if len(self.past) == self.past.maxlen:
+            self.stopped |= self.best > (1 - r.rtol) * self.past[0]
+        return self.stopped
+
+
+def optimize(param, rows: Rows, loss_fn, *, steps: int, lrs_at, betas, penalty: float, tracker: Tracker,
+             stopping: Optional[Stopping] = None) -> torch.Tensor:
+    """At most ``steps`` per-sample Adam steps of ``param`` (a parametrization: ``forward``,
+    ``groups``, ``state``, ``penalty``) on the data fit ``loss_fn(rows.operator(param()), rows.y)``
+    ``(R,)`` plus ``penalty`` times the latent penalty; ``lrs_at(t) -> {group: rate}``. With
+    ``stopping``, rows stop on their own (converged, at their floor, or stalled) and the phase
+    ends when all have; it also ends when the solve's budget is spent. Returns the ``(R,)`` mask
+    of rows that stopped on their own."""
     groups = param.groups()
     leaves = [p for ps in groups.values() for p in ps]
     opt = MaskedAdam(groups, betas)
     n = leaves[0].shape[0]
+    stopper = _Stopper(n, stopping, leaves[0].device) if stopping is not None else None
     for t in range(steps):
+        if tracker.left(rows) < rows.group:
+            break
         image = param()
         fit = loss_fn(rows.operator(image), rows.y)
         if not isinstance(fit, torch.Tensor) or fit.shape != (n,):
@@ -126,5 +214,9 @@ def optimize(param, rows: Rows, loss_fn, *, steps: int, lrs_at, betas, penalty: 
         torch.where(finite, total, torch.zeros_like(total)).sum().backward()
         ok = finite & grad_finite_rows(leaves, n)
         current = tracker.update(fit.detach(), ok, image.detach(), param.state(), rows)
-        opt.step(lrs_at(t), ok)
-        tracker.notify(*current)
+        active = ok if stopper is None else ok & ~stopper.stopped
+        opt.step(lrs_at(t), active)
+        tracker.notify(*current, rows=rows)
+        if stopper is not None and bool(stopper.update(fit.detach(), ok).all()):
+            break
+    return stopper.stopped if stopper is not None else torch.zeros(n, dtype=torch.bool)

@@ -23,11 +23,11 @@ from priors.latent_code import LatentCode
 from priors.multi_code import MultiCode, default_split
 
 from .losses import mse
-from .loop import Tracker, optimize
+from .loop import Stopping, Tracker, optimize
 from .optim import ramp_lr
 from .options import METHODS, LatentOptions
 from .problem import Pool, Problem, Rows, draw_pool
-from .refine import levenberg_marquardt
+from .refine import levenberg_marquardt, step_passes
 
 __all__ = ["Method", "SOLVERS"]
 
@@ -62,8 +62,13 @@ def _schedule(o, steps: int, peaks: dict):
     return lrs
 
 
-def _adam(problem: Problem, o, tracker: Tracker, param, rows: Rows, steps: int, lrs) -> None:
-    optimize(param, rows, problem.loss, steps=steps, lrs_at=lrs, betas=o.betas, penalty=o.penalty, tracker=tracker)
+def _stopping(problem: Problem, o) -> Stopping:
+    return Stopping(tol=o.tol, floor=problem.floor, window=o.stall_window, rtol=o.stall_rtol)
+
+
+def _adam(problem: Problem, o, tracker: Tracker, param, rows: Rows, steps: int, lrs) -> torch.Tensor:
+    return optimize(param, rows, problem.loss, steps=steps, lrs_at=lrs, betas=o.betas, penalty=o.penalty,
+                    tracker=tracker, stopping=_stopping(problem, o))
 
 
 def _refinable(problem: Problem, o) -> bool:
@@ -72,92 +77,135 @@ def _refinable(problem: Problem, o) -> bool:
             and G.latent_shape and int(torch.tensor(G.latent_shape).prod()) <= o.refine_max_dim)
 
 
+def _step_cost(problem: Problem, o) -> int:
+    """One LM step's cost in generator passes (:func:`restore.refine.step_passes`)."""
+    return step_passes(int(torch.tensor(problem.G.latent_shape).prod()), o.cg_iters, o.jacobian)
+
+
+def _polish_reserve(problem: Problem, o, left: float) -> float:
+    """Passes kept for the LM polish out of ``left``: its ``refine_steps`` steps, at most half
+    of what is left, and none when that is less than one step."""
+    if not _refinable(problem, o):
+        return 0.0
+    cost = _step_cost(problem, o)
+    reserve = min(o.refine_steps * cost, left / 2) if left < float("inf") else 0.0
+    return reserve if reserve >= cost else 0.0
+
+
 def _refine(problem: Problem, o, tracker: Tracker, z, rows: Rows, c, steps=None) -> None:
-    """Levenberg-Marquardt polish of codes ``z`` for ``rows`` (one row per sample); every
-    evaluation is recorded like a step. A :class:`ClassVector` ``c`` stays fixed at its current
-    probabilities (LM polishes ``z`` only). A sample leaves once its loss falls below 1e-12 or
-    has fallen by less than 1% over the last 10 steps (a local minimum, or the floor of an
+    """Levenberg-Marquardt polish (matrix-free, :mod:`restore.refine`) of codes ``z`` for
+    ``rows`` (one row per sample), within the budget; every step is recorded with its cost in
+    generator passes. A :class:`ClassVector` ``c`` stays fixed at its current probabilities (LM
+    polishes ``z`` only). A sample leaves once its loss falls below ``tol`` (or its noise floor)
+    or has fallen by less than 1% over the last 10 steps (a local minimum, or the floor of an
     observation no code fits exactly)."""
     G = problem.G
     c, extra = (c().detach(), {"class": c().detach()}) if isinstance(c, ClassVector) else (c, {})
+    step_cost = _step_cost(problem, o)
 
-    def on_step(t, fit, ok, z_now):
-        tracker.record(fit, ok, G(z_now, c), {"z": z_now, **extra}, rows)
-        return False
+    def on_step(t, fit, ok, z_now, passes):
+        tracker.record(fit, ok, G(z_now, c), {"z": z_now, **extra}, rows, passes=passes)
+        return tracker.left(rows) < step_cost
 
     def f(zz, idx):
         return Subset(rows.operator, idx, len(rows.y))(G(zz, None if c is None else c.index_select(0, idx)))
 
-    levenberg_marquardt(f, z, rows.y, o.refine_steps if steps is None else steps, on_step=on_step)
+    if tracker.left(rows) >= step_cost:
+        levenberg_marquardt(f, z, rows.y, o.refine_steps if steps is None else steps, on_step=on_step,
+                            cg_iters=o.cg_iters, tol=max(o.tol, problem.floor), jacobian=o.jacobian)
 
 
 # ----------------------------------------------------------------------------- latent
 def _run_latent(problem: Problem, o, tracker: Tracker, pool: Pool) -> None:
-    """Attempts: parallel starts, Adam, LM polish; samples still above ``restart_above`` try again
-    from their next-best initial codes, up to ``restarts`` times, with twice the starts each time
-    (only those samples run, so the escalation costs little when most samples are done); then
-    Levenberg-Marquardt from the best initial codes of the samples that still stall."""
+    """Attempts within the budget: parallel starts, Adam, LM polish. A sample that is not done
+    (an exact fit, or at its noise floor) tries again from its next-best initial codes, with
+    twice the starts, only on evidence that another start can do better (:func:`_stuck`); then
+    Levenberg-Marquardt from the best initial codes of the samples still stuck."""
     n = pool.order.shape[1]
     todo = torch.arange(problem.batch, device=problem.y.device)
-    used = 0
+    used, stuck = 0, None
     for attempt in range(1 + o.restarts):
-        m = min(o.n_starts * 2 ** attempt, n)  # each retry doubles its parallel starts
+        left = tracker.left(problem.rows(todo))
+        if left < 1:
+            return
+        m = min(o.n_starts * 2 ** attempt, n, int(left))  # each retry doubles its parallel starts
         first = min(used, n - m)
         used = first + m
-        _attempt(problem, o, tracker, pool, pool.order[todo, first:first + m], todo)
-        todo = todo[tracker.best_loss[todo] > o.restart_above]
+        tracker.phase("latent" if attempt == 0 else f"restart {attempt}")
+        before = tracker.best_loss[todo].clone() if attempt else None
+        spread = _attempt(problem, o, tracker, pool, pool.order[todo, first:first + m], todo)
+        stuck = _stuck(problem, o, tracker.best_loss[todo], spread, before)
+        todo = todo[stuck]
         if len(todo) == 0:
-            break
-        _grow_bar(tracker, o.steps + (o.refine_steps if _refinable(problem, o) else 0))
-    if len(todo) and _refinable(problem, o):
+            return
+    if _refinable(problem, o) and o.lm_starts > 0:
         _lm_starts(problem, o, tracker, pool, todo)
 
 
-def _grow_bar(tracker: Tracker, steps: int) -> None:
-    if tracker.bar is not None:
-        tracker.bar.total = (tracker.bar.total or 0) + steps
+def _stuck(problem: Problem, o, loss, spread, before) -> torch.Tensor:
+    """``(S,)`` which samples go on to another start: not done (an exact fit below ``tol`` or
+    at the noise floor), and with evidence that another start can reach a lower loss: with a
+    known noise level, a loss far (``spread`` times) above the floor; else, after the first
+    attempt, parallel starts that ended ``spread`` times apart (``spread`` True), and after a
+    restart, a restart that lowered the loss by more than 10%."""
+    done = loss <= max(o.tol, problem.floor)
+    if problem.floor > 0:
+        return ~done & (loss > o.spread * problem.floor)
+    evidence = spread if before is None else loss < 0.9 * before
+    return ~done & evidence
 
 
 def _lm_starts(problem: Problem, o, tracker: Tracker, pool: Pool, todo) -> None:
-    """Last resort for samples ``todo`` still above ``restart_above`` after the Adam attempts:
-    Levenberg-Marquardt straight from their best initial codes, one start after another (up to
-    ``lm_starts``, ``lm_steps`` each), until each sample is below ``restart_above``. Gauss-Newton
+    """Last resort for samples ``todo`` still stuck after the Adam attempts: Levenberg-Marquardt
+    straight from their best initial codes, one start after another (up to ``lm_starts``,
+    ``lm_steps`` each, within the budget) until each sample is done. Gauss-Newton
     steps follow the narrow curved valleys where Adam stalls (SR x4 on a face GAN: Adam stalls
     from the same initial codes from which LM reaches the exact solution)."""
     for j in range(min(o.lm_starts, pool.order.shape[1])):
+        tracker.phase(f"LM start {j + 1}")
         cs = pool.start_classes(problem, pool.order[todo, j:j + 1], todo)
-        _grow_bar(tracker, o.lm_steps)
         _refine(problem, o, tracker, pool.z[pool.order[todo, j]], problem.rows(todo),
                 None if cs is None else _class_code(o, problem.G, cs[:, 0]), steps=o.lm_steps)
-        todo = todo[tracker.best_loss[todo] > o.restart_above]
-        if len(todo) == 0:
+        todo = todo[tracker.best_loss[todo] > max(o.tol, problem.floor)]
+        if len(todo) == 0 or tracker.left(problem.rows(todo)) < _step_cost(problem, o):
             break
 
 
-def _attempt(problem: Problem, o, tracker: Tracker, pool: Pool, ranks, idx) -> None:
+def _attempt(problem: Problem, o, tracker: Tracker, pool: Pool, ranks, idx) -> torch.Tensor:
     """One attempt for samples ``idx`` ``(S,)`` from candidates ``pool.z[ranks]`` ``(S, m)``:
-    ``m`` parallel starts for ``select_at`` of the steps, the best one per sample goes on."""
+    ``m`` parallel starts for ``select_at`` of the Adam steps, the best one per sample goes on,
+    then the LM polish. Returns ``(S,)`` whether the starts ended ``spread`` times apart."""
     G, m = problem.G, ranks.shape[1]
     cs = pool.start_classes(problem, ranks, idx)
-    lrs = _schedule(o, o.steps, {"latent": o.lr, "class": o.lr_class})
-    s1 = int(o.steps * o.select_at) if m > 1 else 0
     one = problem.rows(idx)
+    polish = _polish_reserve(problem, o, tracker.left(one))
+    share = 1 + (o.select_at * (m - 1) if m > 1 else 0)  # passes per Adam step, starts included
+    steps = max(1, min(o.attempt_steps, int((tracker.left(one) - polish) / share)))
+    lrs = _schedule(o, steps, {"latent": o.lr, "class": o.lr_class})
+    s1 = int(steps * o.select_at) if m > 1 else 0
     z1, c = pool.z[ranks[:, 0]], None if cs is None else _class_code(o, G, cs[:, 0])
+    spread = torch.zeros(len(idx), dtype=torch.bool, device=idx.device)
     if s1 > 0:  # parallel starts, then keep each sample's best
         start_c = None if cs is None else _class_code(o, G, cs.flatten(0, 1))
         starts = LatentCode(G, pool.z[ranks].flatten(0, 1), start_c)
         many = problem.rows(idx, group=m)
-        _adam(problem, o, tracker, starts, many, s1, lrs)
+        with tracker.capped(tracker.left(one) - polish):
+            _adam(problem, o, tracker, starts, many, s1, lrs)
         with torch.no_grad():
             fit = problem.loss(many.operator(starts()), many.y).view(-1, m)
-            best = torch.where(torch.isfinite(fit), fit, torch.full_like(fit, float("inf"))).argmin(1)
+            fit = torch.where(torch.isfinite(fit), fit, torch.full_like(fit, float("inf")))
+            best = fit.argmin(1)
+            spread = fit.sort(1).values[:, 1] > o.spread * fit.min(1).values
             z1 = starts.z.detach().view(len(idx), m, *starts.z.shape[1:])[torch.arange(len(idx)), best]
             if isinstance(starts.c, ClassVector):  # the best start's class vector goes on with it
                 c = starts.c.take(torch.arange(len(idx), device=best.device) * m + best)
     code = LatentCode(G, z1, c)
-    _adam(problem, o, tracker, code, one, o.steps - s1, lambda t: lrs(t + s1))
-    if _refinable(problem, o):
+    with tracker.capped(tracker.left(one) - polish):
+        _adam(problem, o, tracker, code, one, steps - s1, lambda t: lrs(t + s1))
+    if polish > 0:
+        tracker.phase("polish" if len(idx) == problem.batch else "restart polish")
         _refine(problem, o, tracker, code.z.detach().clone(), one, code.c)
+    return spread
 
 
 def _finish_latent(o, tracker: Tracker, pool: Pool):
@@ -174,20 +222,23 @@ def _run_mgan(problem: Problem, o, tracker: Tracker, pool: Pool) -> None:
     codes, c, warm = pool.z[pool.order[:, :o.n_codes]], pool.first_classes(problem), int(o.steps * o.warm_start)
     if warm > 0:
         found = _warm_start(problem, o, tracker, pool, warm)
-        codes = torch.cat([found["z"][:, None], codes[:, :-1]], 1)
-        c = found.get("class", c)
-    steps = o.steps - warm
+        if "z" in found:  # (a budget too small for one warm step leaves the initial codes)
+            codes = torch.cat([found["z"][:, None], codes[:, :-1]], 1)
+            c = found.get("class", c)
+    steps = int(tracker.left())
+    tracker.phase("multi-code")
     mc = MultiCode(G, codes, split, _class_code(o, G, c), o.init_importance)
     _adam(problem, o, tracker, mc, problem.rows(), steps,
           _schedule(o, steps, {"latent": o.lr, "importance": o.lr_importance, "class": o.lr_class}))
 
 
-def _warm_start(problem: Problem, o, tracker: Tracker, pool: Pool, steps: int) -> dict:
-    """The ``latent`` method's attempts (parallel starts, restarts, LM polish) for ``steps`` Adam
-    steps with mgan's warm-start options; returns the best iterate's ``z`` (and ``class``)."""
+def _warm_start(problem: Problem, o, tracker: Tracker, pool: Pool, passes: float) -> dict:
+    """The ``latent`` method's attempts with mgan's warm-start options, within ``passes`` of the
+    budget; returns the best iterate's ``z`` (and ``class``)."""
     shared = {f.name: getattr(o, f.name) for f in dataclasses.fields(LatentOptions)
-              if hasattr(o, f.name) and f.name not in ("steps", "lr")}
-    _run_latent(problem, LatentOptions(**shared, steps=steps, lr=o.lr_warm), tracker, pool)
+              if hasattr(o, f.name) and f.name != "lr"}
+    with tracker.capped(passes):
+        _run_latent(problem, LatentOptions(**shared, lr=o.lr_warm), tracker, pool)
     return tracker.best("z", "class")
 
 
@@ -219,10 +270,15 @@ def _run_dgp(problem: Problem, o, tracker: Tracker, dp: DeepPrior) -> None:
             return {"latent": st.lr_latent * f, "class": o.lr_class * f,
                     **{f"block{i}": st.lr_generator * f for i in blocks}}
 
+        polish = not dp.touched and _next_tunes(o.stages, st)
+        reserve = _polish_reserve(problem, o, st.steps / 2) if polish else 0.0
+        tracker.phase(f"stage {o.stages.index(st) + 1}/{len(o.stages)}")
         dp_state = dp.state if o.keep_best_params else (lambda: dp.state(with_params=False))
-        _adam(problem, o, tracker, _StateView(dp, dp_state), everyone, st.steps, lrs)
-        if not dp.touched and _refinable(problem, o) and _next_tunes(o.stages, st):
-            _refine(problem, o, tracker, dp.z.detach().clone(), everyone, dp.c)  # polish before fine-tuning
+        _adam(problem, o, tracker, _StateView(dp, dp_state), everyone, st.steps - int(reserve), lrs)
+        if reserve > 0:
+            tracker.phase("polish")
+            with tracker.capped(reserve):
+                _refine(problem, o, tracker, dp.z.detach().clone(), everyone, dp.c)  # before fine-tuning
             with torch.no_grad():
                 dp.z.copy_(tracker.state["z"])
                 if isinstance(dp.c, ClassVector):  # the best iterate's class goes on with its z

@@ -47,7 +47,10 @@ class Stage:
 class _Common:
     """Options every method shares.
 
-    steps: Adam steps (for DGP: the sum of its stages' steps, read-only).
+    steps: the solve's budget in generator passes per sample, every phase included (an Adam
+        step of one row is one pass, of ``m`` parallel starts ``m``; a Levenberg-Marquardt step
+        counts its passes, about ``cg_iters + 2``). For DGP: the sum of its stages' steps
+        (read-only). The progress bar's total.
     n_init: random latents drawn (from ``seed``) to pick initial codes by data fit (MSE in
         observation space), evaluated in chunks of ``init_chunk``.
     space: the prior's latent space (``"z"``; StyleGAN2-like priors also ``"w"``, ``"w+"``).
@@ -59,6 +62,11 @@ class _Common:
     lr_class: peak Adam rate of the class logits (same warm-up / cool-down as the latent's; per
         stage for DGP). At 0.1 a logit moves about 0.1 per step, so a start class (99% of the mass)
         can yield to another one within some 30-60 steps.
+    tol: a sample whose data-fit loss is below ``tol`` is an exact fit and stops everywhere.
+    stall_window, stall_rtol: an Adam phase stops a sample whose best loss fell by less than
+        ``stall_rtol`` (relative) over ``stall_window`` steps; with a known noise level
+        (``solve(..., sigma=...)``) it also stops once its loss reaches the noise floor
+        ``sigma**2`` (the discrepancy principle: ``|A x - y|^2 = m sigma^2``).
     """
 
     steps: int = 600
@@ -68,40 +76,49 @@ class _Common:
     betas: Tuple[float, float] = (0.9, 0.999)
     optimize_class: bool = False
     lr_class: float = 0.1
+    tol: float = 1e-12
+    stall_window: int = 40
+    stall_rtol: float = 1e-3
 
 
 @dataclass(frozen=True)
 class _Attempts(_Common):
     """How single-code attempts run (the ``latent`` method, and ``mgan``'s warm start).
 
-    n_starts, select_at: the best ``n_starts`` initial codes per sample are optimized in parallel
-        for ``select_at`` steps (a fraction of ``steps``), then the best one per sample goes on.
-    restarts, restart_above: an attempt is ``steps`` Adam steps (parallel starts first) and the
-        polish below; up to ``restarts`` times, the samples whose best data-fit loss is still above
-        ``restart_above`` try again from their next-best initial codes (the others are done),
-        with twice as many parallel starts at each retry.
-    refine_steps: Levenberg-Marquardt steps after Adam (:mod:`restore.refine`); they run only for
-        the MSE loss, without penalty, when the latent has at most ``refine_max_dim`` entries.
-        A sample leaves the polish once converged (loss < 1e-12) or stuck (damping past 1e6, or
-        its loss fell by less than 1% over the last 10 steps).
-    lm_starts, lm_steps: the last resort for samples still above ``restart_above`` after all
-        attempts (same conditions as the polish): Levenberg-Marquardt straight from their best
-        initial codes, up to ``lm_starts`` of them one after another, ``lm_steps`` steps each
-        (0 disables). Costly per step (a Jacobian), so only stalled samples pay for it, and a
-        start is abandoned once its loss fell by less than 1% over 10 steps. On noisy or
-        out-of-range observations no sample gets below the default ``restart_above``: set it
-        above the noise floor (about ``sigma**2`` for Gaussian noise of std ``sigma``), or every
-        sample pays for all restarts and LM starts.
+    attempt_steps, n_starts, select_at: an attempt runs up to ``attempt_steps`` Adam steps: the
+        best ``n_starts`` initial codes per sample in parallel for ``select_at`` of them, then
+        each sample's best start alone; fewer when the budget (``steps``) is short. Then the
+        Levenberg-Marquardt polish.
+    refine_steps, jacobian, cg_iters: at most ``refine_steps`` Levenberg-Marquardt steps
+        (:mod:`restore.refine`) after Adam, with the dense Jacobian or matrix-free (``cg_iters``
+        conjugate-gradient iterations a step); ``jacobian="auto"`` is dense up to 256 latent
+        entries (faster and exact there), matrix-free above; they
+        run only for the MSE loss, without penalty, when the latent has at most
+        ``refine_max_dim`` entries. A sample leaves once converged (loss < ``tol``) or stuck
+        (its loss fell by less than 1% over 10 steps).
+    restarts, spread: up to ``restarts`` more attempts, from the next-best initial codes with
+        twice the parallel starts, for the samples that are not done (loss below ``tol`` or the
+        noise floor) and show evidence that another start can do better: with a known noise
+        level, a loss ``spread`` times the floor or more; else parallel starts whose losses
+        ended ``spread`` times apart (first attempt), or a restart that lowered the loss by more
+        than 10% (later attempts). A sample at its floor never pays for a restart.
+    lm_starts, lm_steps: the last resort for samples still stuck after the attempts (same
+        conditions as the polish): Levenberg-Marquardt straight from their best initial codes,
+        up to ``lm_starts`` of them one after another, ``lm_steps`` steps each (0 disables),
+        within the budget.
     """
 
+    attempt_steps: int = 300
     n_starts: int = 4
     select_at: float = 0.25
     restarts: int = 2
-    restart_above: float = 1e-6
-    refine_steps: int = 40
-    refine_max_dim: int = 512
-    lm_starts: int = 8
-    lm_steps: int = 60
+    spread: float = 2.0
+    refine_steps: int = 20
+    jacobian: str = "auto"
+    cg_iters: int = 20
+    refine_max_dim: int = 10000
+    lm_starts: int = 4
+    lm_steps: int = 30
 
 
 @dataclass(frozen=True)
@@ -113,7 +130,7 @@ class LatentOptions(_Attempts):
     penalty: weight of the latent-prior penalty ``(mean(z**2) - 1)**2`` (0 disables it).
     """
 
-    steps: int = 400
+    steps: int = 1500
     lr: float = 0.3
     lr_rampup: float = 0.05
     lr_rampdown: float = 0.3
@@ -130,15 +147,15 @@ class MganOptions(_Attempts):
     init_importance: ``"best"`` (all weight on code 0: the multi-code phase starts at ``G(z_0)``)
         or ``"uniform"`` (1/N).
     penalty: latent-prior penalty weight, as for ``latent``.
-    warm_start: the fraction of ``steps`` spent first on a single-code warm start: the ``latent``
-        method (peak rate ``lr_warm``, ``n_starts`` parallel starts kept after ``select_at``,
-        ``restarts`` above ``restart_above``, ``refine_steps`` Levenberg-Marquardt polish,
-        ``lm_starts``; see :class:`_Attempts`), whose best code becomes code 0. The multi-code phase then only
+    warm_start: the fraction of the budget ``steps`` spent first on a single-code warm start:
+        the ``latent`` method's attempts (peak rate ``lr_warm``; see :class:`_Attempts`), whose
+        best code becomes code 0; the multi-code phase gets the rest of the budget. The multi-code phase then only
         adds what one code cannot fit, instead of searching from scattered random codes (which
         overfits under-determined observations). 0 starts the codes from the best initial
         samples by data fit, as the mGANprior paper does.
     """
 
+    steps: int = 1000
     n_codes: int = 20
     split: Optional[int] = None
     lr: float = 0.1
@@ -165,8 +182,10 @@ class DgpOptions(_Common):
     stages: a tuple of :class:`Stage`; ``blocks`` larger than the generator has are clipped.
     n_init: 500 candidates by default, as in the paper.
     keep_best_params: keep the fine-tuned weights of the best iterate (else the last ones).
-    refine_steps, refine_max_dim: Levenberg-Marquardt polish of the latent (as for ``latent``)
-        after the latent-only stages, before the first stage that fine-tunes blocks.
+    refine_steps, cg_iters, refine_max_dim: Levenberg-Marquardt polish of the latent (as for
+        ``latent``) after the latent-only stages, before the first stage that fine-tunes blocks;
+        it takes at most a quarter of that stage's steps (budget passes), and none when that is
+        less than one LM step.
     """
 
     n_init: int = 500
@@ -175,7 +194,9 @@ class DgpOptions(_Common):
     keep_best_params: bool = True
     penalty: float = 0.0
     refine_steps: int = 20
-    refine_max_dim: int = 512
+    jacobian: str = "auto"
+    cg_iters: int = 20
+    refine_max_dim: int = 10000
 
     def __post_init__(self):
         stages = tuple(Stage(**s) if isinstance(s, dict) else s for s in self.stages)
@@ -196,12 +217,15 @@ def _scaled_stages(factor: float) -> Tuple[Stage, ...]:
 
 
 PRESETS = {
-    "latent": {"fast": LatentOptions(steps=200, n_init=128, n_starts=2, restarts=0, refine_steps=5, lm_starts=0),
+    "latent": {"fast": LatentOptions(steps=300, attempt_steps=150, n_init=128, n_starts=2, restarts=0,
+                                     refine_steps=5, lm_starts=0),
                "default": LatentOptions(),
-               "quality": LatentOptions(steps=800, n_init=512, n_starts=8, restarts=2, refine_steps=60, lm_starts=16)},
-    "mgan": {"fast": MganOptions(steps=200, n_codes=10, n_init=128),
+               "quality": LatentOptions(steps=5000, attempt_steps=600, n_init=512, n_starts=8, refine_steps=40,
+                                        lm_starts=16, lm_steps=60)},
+    "mgan": {"fast": MganOptions(steps=250, attempt_steps=100, n_codes=10, n_init=128, n_starts=2, restarts=0,
+                                 refine_steps=5),
              "default": MganOptions(),
-             "quality": MganOptions(steps=1500, n_codes=30, n_init=512)},
+             "quality": MganOptions(steps=3000, n_codes=30, n_init=512)},
     "dgp": {"fast": DgpOptions(n_init=200, stages=_scaled_stages(0.4), refine_steps=5),
             "default": DgpOptions(),
             "quality": DgpOptions(n_init=1000, stages=_scaled_stages(2.0))},
@@ -221,8 +245,15 @@ def _check_values(opts) -> None:
     if not isinstance(opts.optimize_class, bool) or opts.lr_class < 0:
         raise ValueError(f"optimize_class must be a bool and lr_class >= 0, got {opts.optimize_class!r}, "
                          f"{opts.lr_class}")
-    if min(getattr(opts, k, 0) for k in ("restarts", "refine_steps", "lm_starts", "lm_steps")) < 0:
-        raise ValueError("restarts, refine_steps, lm_starts and lm_steps must be >= 0")
+    if min(getattr(opts, k, 0) for k in ("restarts", "refine_steps", "lm_starts", "lm_steps", "cg_iters")) < 0:
+        raise ValueError("restarts, refine_steps, cg_iters, lm_starts and lm_steps must be >= 0")
+    if getattr(opts, "jacobian", "auto") not in ("auto", "dense", "free"):
+        raise ValueError(f"jacobian must be 'auto', 'dense' or 'free', got {opts.jacobian!r}")
+    if isinstance(opts, _Attempts) and (opts.attempt_steps < 1 or opts.spread < 1):
+        raise ValueError(f"attempt_steps must be >= 1 and spread >= 1, got {opts.attempt_steps}, {opts.spread}")
+    if opts.tol < 0 or opts.stall_window < 1 or not 0 <= opts.stall_rtol < 1:
+        raise ValueError(f"tol must be >= 0, stall_window >= 1 and stall_rtol in [0, 1), got {opts.tol}, "
+                         f"{opts.stall_window}, {opts.stall_rtol}")
     if isinstance(opts, MganOptions):
         if not 0.0 <= opts.warm_start < 1.0:
             raise ValueError(f"warm_start must be a fraction of steps in [0, 1), got {opts.warm_start}")

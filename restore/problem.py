@@ -27,6 +27,8 @@ class Problem:
     y: observations ``(B, ...)`` (detached). operator: ``(B, C, H, W) -> (B, ...)``.
     loss: ``(A(G(.)), y) -> (B,)`` data-fit loss. seed: the solve's seed.
     c: class labels ``(B,)`` / ``(B, n_classes)`` for a conditional prior, or None.
+    floor: the data-fit loss at which a sample is at its noise floor (``sigma**2`` for Gaussian
+        noise of std ``sigma`` and the MSE loss: the discrepancy principle), 0 when unknown.
     """
 
     G: Any
@@ -35,6 +37,7 @@ class Problem:
     loss: Callable
     seed: int
     c: Optional[torch.Tensor] = None
+    floor: float = 0.0
 
     @property
     def batch(self) -> int:

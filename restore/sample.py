@@ -138,7 +138,7 @@ def _ensemble(y, operator, prior, n, sigma, gen, seed, method, progress, solve_o
     """``n`` solves of ``y + sigma * eps_i`` in one batch of ``n * B``; returns images, the result."""
     B = y.shape[0]
     if method in ("latent", "mgan"):  # the perturbed copies hold noise of variance 2 sigma^2
-        solve_options = {"restart_above": max(1e-6, 3 * sigma ** 2), **solve_options}
+        solve_options = {"sigma": sigma * 2 ** 0.5, **solve_options}
     noisy = y.detach().repeat(n, *([1] * (y.dim() - 1)))
     noisy = noisy + (sigma * _draw(noisy.shape, gen, y)).to(y.dtype)
     res = solve(noisy, _Tiled(operator, B), prior, method=method, seed=seed, progress=progress, **solve_options)
@@ -201,7 +201,7 @@ def _langevin(y, operator, prior, n, sigma, gen, seed, steps, progress, solve_op
     """MAP solve and mode polish, Laplace preconditioner, ``steps`` MALA steps on ``n`` chains per
     observation started at the mode plus a draw in the data-informed directions."""
     B = y.shape[0]
-    opts = {"restart_above": max(1e-6, 2 * sigma ** 2), **solve_options}
+    opts = {"sigma": sigma, **solve_options}
     res = solve(y, operator, prior, method="latent", seed=seed, progress=progress, **opts)
     G = prior.in_space("z")
     post1 = _Posterior(G, y, operator, sigma, 1)
@@ -269,8 +269,9 @@ def sample(y: torch.Tensor, operator: Callable, prior, n: int = 16, *, sigma: fl
         max_dim: the largest latent the Langevin strategy accepts (it forms ``d x d`` matrices).
         progress: show the solve's progress bar.
         solve_steps: ``steps`` of the underlying :func:`restore.solve` (default: its preset's).
-        **solve_options: passed to :func:`restore.solve` (``preset``, ``restart_above``, ...). The
-            Langevin solve defaults ``restart_above`` to ``2 * sigma**2`` (the noise floor).
+        **solve_options: passed to :func:`restore.solve` (``preset``, ``steps``, ...). The solves
+            get the noise level (``sigma``; ``sqrt(2) sigma`` for the perturbed copies of the
+            ensemble), so samples stop at their noise floor.
 
     Returns:
         :class:`Samples`: ``samples (n, B, C, H, W)``, ``mean``/``std (B, C, H, W)``, ``fit (n, B)``.

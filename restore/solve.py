@@ -146,13 +146,27 @@ def _noise_fixed(G, seed: int):
             G.set_noise(saved)
 
 
+def _noise_floor(sigma: Optional[float], loss_fn) -> float:
+    """The MSE data-fit floor ``sigma**2`` of Gaussian noise of std ``sigma`` (0 when None)."""
+    if sigma is None:
+        return 0.0
+    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not sigma >= 0 or sigma == float("inf"):
+        raise ValueError(f"sigma must be a finite number >= 0 (the noise std of y), got {sigma!r}")
+    from .losses import mse
+
+    if loss_fn is not mse and sigma > 0:
+        raise ValueError("sigma sets the MSE noise floor; it needs loss='mse' (the default)")
+    return float(sigma) ** 2
+
+
 def _fresh_seed() -> int:
     return int(torch.Generator().seed() % (2 ** 31))
 
 
 def solve(y: torch.Tensor, operator: Callable, prior, *, method: str = DEFAULT_METHOD, steps: Optional[int] = None,
           seed: Optional[int] = None, device=None, loss=None, callbacks: Sequence[Callable] = (),
-          progress: bool = True, preset: str = "default", c: Optional[torch.Tensor] = None, **options) -> Result:
+          progress: bool = True, preset: str = "default", c: Optional[torch.Tensor] = None,
+          sigma: Optional[float] = None, **options) -> Result:
     """Restore the images behind observations ``y`` by inverting the GAN ``prior``.
 
     Args:
@@ -161,7 +175,9 @@ def solve(y: torch.Tensor, operator: Callable, prior, *, method: str = DEFAULT_M
         operator: a callable ``(B, C, H, W) -> (B, ...)``, e.g. an ``operators`` operator.
         prior: a :class:`priors.Generator`.
         method: ``"latent"``, ``"mgan"`` or ``"dgp"``.
-        steps: total Adam steps (default: the preset's; for DGP the stages are rescaled).
+        steps: the budget of the whole solve, in generator passes per sample, every phase
+            included (default: the preset's; for DGP the stages are rescaled). See
+            :class:`restore.options.LatentOptions`; the progress bar counts them.
         seed: fixes every random choice (initial codes, noise); None draws one and records it.
         device: where to run; None uses ``y``'s device. When given, ``y``, the operator (when it is
             a module) and the prior are moved there.
@@ -174,6 +190,9 @@ def solve(y: torch.Tensor, operator: Callable, prior, *, method: str = DEFAULT_M
             unless ``optimize_class=True``, which optimizes a soft class vector per sample jointly
             with the latent (as DGP does), starting from ``c`` or, when ``c`` is None, from the
             class of each sample's best-fitting random (latent, class) initial pair.
+        sigma: the std of Gaussian noise in ``y``, if known: a sample stops at its noise floor
+            (data-fit MSE ``sigma**2``, the discrepancy principle) and never pays for restarts
+            there. Needs the MSE loss.
         **options: fields of the method's options dataclass; unknown names raise ``TypeError``.
 
     Returns:
@@ -196,20 +215,21 @@ def solve(y: torch.Tensor, operator: Callable, prior, *, method: str = DEFAULT_M
     _check_finite(y)
     seed = _fresh_seed() if seed is None else int(seed)
     G = prior.in_space(opts.space)
-    problem = Problem(G, y.detach(), operator, build_loss(loss, prior=G, device=y.device), seed, c)
+    loss_fn = build_loss(loss, prior=G, device=y.device)
+    problem = Problem(G, y.detach(), operator, loss_fn, seed, c, floor=_noise_floor(sigma, loss_fn))
     solver, stopped = SOLVERS[method], False
-    total = opts.steps + (getattr(opts, "refine_steps", 0) or 0)
-    with _noise_fixed(G, seed), tqdm(total=total, disable=not progress, desc=f"restore[{method}]",
+    with _noise_fixed(G, seed), tqdm(total=opts.steps, disable=not progress, desc=f"restore[{method}]",
                                      leave=False) as bar:
-        tracker = Tracker(y.shape[0], callbacks, bar)
+        tracker = Tracker(y.shape[0], callbacks, bar, budget=opts.steps, name=f"restore[{method}]")
         context = solver.setup(problem, opts)
         try:
             solver.run(problem, opts, tracker, context)
         except StopSolve:
             stopped = True
         state, finetuned = solver.finish(opts, tracker, context)
+        tracker.finish()
     history = torch.stack(tracker.history) if tracker.history else torch.zeros(0, y.shape[0])
     return Result(image=tracker.image.clamp(0, 1), loss=tracker.best_loss, best_step=tracker.best_step,
                   latents=dict(state), history=history,
-                  options={"method": method, "seed": seed, "loss": loss, **as_dict(opts)},
+                  options={"method": method, "seed": seed, "loss": loss, "sigma": sigma, **as_dict(opts)},
                   finetuned=finetuned, nonfinite_steps=tracker.nonfinite, stopped_early=stopped)

@@ -136,8 +136,9 @@ def test_latent_refine_polishes_every_family(variant):
     G, Gs, c = _prior(variant)
     op = _operator(OPERATORS[list(VARIANTS).index(variant) % 3], G)
     adam, refine = 4, 2
-    res = restore.solve(_observe(G, c, op), op, G, method="latent", steps=adam, seed=0, c=c,
-                        space=VARIANTS[variant][1], n_starts=1, restarts=0, lm_starts=0, refine_steps=refine, **FAST)
+    res = restore.solve(_observe(G, c, op), op, G, method="latent", attempt_steps=adam, seed=0, c=c,  # default budget
+                        space=VARIANTS[variant][1], n_starts=1, restarts=0, lm_starts=0, refine_steps=refine,
+                        cg_iters=4, **FAST)
     _check_result(res, G, adam + refine)
     polish = res.history[adam:]
     assert (polish <= res.history[:adam].min(0).values * (1 + 1e-6)).all(), "LM starts from the best Adam iterate"
