@@ -264,7 +264,8 @@ def fourier_radial(shape: Sequence[int], n_spokes: int, seed: Optional[int] = No
     t = torch.arange(-math.hypot(h, w) / 2, math.hypot(h, w) / 2 + 0.5, 0.5, dtype=torch.float64)
     out = torch.zeros(math.prod(dims[:-2]), h, w)
     for s in range(out.shape[0]):
-        angles = (float(torch.rand(1, generator=gen, dtype=torch.float64)) + torch.arange(n_spokes)) * math.pi / n_spokes
+        offset = float(torch.rand(1, generator=gen, dtype=torch.float64))
+        angles = (offset + torch.arange(n_spokes)) * math.pi / n_spokes
         rows = torch.round(h // 2 + t[None, :] * torch.sin(angles)[:, None]).long().flatten()
         cols = torch.round(w // 2 + t[None, :] * torch.cos(angles)[:, None]).long().flatten()
         inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)

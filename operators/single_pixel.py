@@ -132,7 +132,8 @@ class SinglePixel(LinearOperator):
                 "seed": self.seed}
 
     def extra_repr(self) -> str:
-        return f"m={self.m}, shape={self.shape}, padded=({self.h_pad}, {self.w_pad}), ordering={self.ordering!r}, seed={self.seed}"
+        return (f"m={self.m}, shape={self.shape}, padded=({self.h_pad}, {self.w_pad}), "
+                f"ordering={self.ordering!r}, seed={self.seed}")
 
 
 def _check_shape(shape: Sequence[int]) -> Tuple[int, int, int]:

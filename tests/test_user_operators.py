@@ -88,7 +88,8 @@ def test_sparse_products_are_reproducible_and_store_only_the_nonzeros():
     (lambda: Matrix(scipy.sparse.csr_matrix(np.array([[np.inf, 1.0]])), (2,)), ValueError, "finite, got 1"),
     (lambda: Matrix(np.ones((2, 4)), (4, 0)), ValueError, r"in_shape must be a tuple of positive ints .*\(4, 0\)"),
     (lambda: Matrix("matrix", (4,)), TypeError, "tensor, an array or a scipy.sparse matrix, got str"),
-    (lambda: Matrix(np.ones((2, 4)), (4,))(torch.ones(1, 5)), ValueError, r"Matrix: input image must have shape \(B, 4\), got \(1, 5\)"),
+    (lambda: Matrix(np.ones((2, 4)), (4,))(torch.ones(1, 5)), ValueError,
+     r"Matrix: input image must have shape \(B, 4\), got \(1, 5\)"),
 ])
 def test_matrix_bad_construction_and_inputs(make, error, message):
     with pytest.raises(error, match=message):
@@ -121,7 +122,8 @@ def test_from_callable_warns_when_the_adjoint_is_wrong():
 @pytest.mark.parametrize("make, error, message", [
     (lambda A, At: from_callable("A", At, (2, 2, 2), (6,)), TypeError, "A must be callable"),
     (lambda A, At: from_callable(A, At, (2, 2), (6,)), ValueError,
-     r"checking the adjoint on seeded random tensors x \(2, 2, 2\), y \(2, 6\) \(float32 on cpu\) failed: RuntimeError"),
+     r"checking the adjoint on seeded random tensors x \(2, 2, 2\), y \(2, 6\) \(float32 on cpu\) "
+     r"failed: RuntimeError"),
     (lambda A, At: from_callable(A, At, (2, 2, 2), (7,)), ValueError, r"A must return \(2, 7\), got \(2, 6\)"),
     (lambda A, At: from_callable(A, At, (2, 2, 2), (-6,)), ValueError, "out_shape must be a tuple of positive ints"),
     (lambda A, At: from_callable(A, At, (2, 2, 2), (6,))(torch.ones(3, 8)), ValueError,
