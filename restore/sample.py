@@ -51,7 +51,8 @@ from .solve import Result, solve
 __all__ = ["sample", "Samples", "STRATEGIES"]
 
 STRATEGIES = ("langevin", "ensemble")
-_MODE_ITERS = 20  # Gauss-Newton steps from the solve's code towards the posterior mode
+_MODE_ITERS = 20  # Gauss-Newton steps from the solve's code towards the posterior mode, at most
+_MODE_TOL = 1e-3  # a sample is at its mode once a step gains less than this (nats) in log p(z | y)
 TARGET_ACCEPTANCE = 0.574  # optimal MALA acceptance rate (Roberts and Rosenthal 1998)
 
 
@@ -174,16 +175,18 @@ def _mode(post, G, z, operator, sigma, iters):
     only, so its code may lie far out in the prior's tails); returns the code and its precision."""
     logp, g = post(z)
     lam = torch.full_like(logp, 1e-2)
+    done = torch.zeros_like(logp, dtype=torch.bool)
     H = _precision(G, z, operator, sigma)
     for _ in range(iters):
         damped = H + lam[:, None, None] * torch.diag_embed(torch.diagonal(H, dim1=1, dim2=2))
         cand = z + torch.linalg.solve(damped, g[..., None])[..., 0]
         logp_c, g_c = post(cand)
-        ok = torch.isfinite(logp_c) & (logp_c > logp)
-        if not bool(ok.any()) and bool((lam > 1e6).all()):
-            break
+        ok = torch.isfinite(logp_c) & (logp_c > logp) & ~done
+        done |= (ok & (logp_c - logp < _MODE_TOL)) | (lam >= 1e6)
         z, logp, g = torch.where(ok[:, None], cand, z), torch.where(ok, logp_c, logp), torch.where(ok[:, None], g_c, g)
         lam = torch.where(ok, lam / 3, lam * 4).clamp(1e-8, 1e8)
+        if bool(done.all()):
+            break
         if bool(ok.any()):
             H = _precision(G, z, operator, sigma)
     return z, H

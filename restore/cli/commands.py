@@ -13,6 +13,7 @@ from ..outputs import atomic_paths, check_writable
 from ..tasks import (TaskOptions, build_operator, classical_baseline, clean_image, observation_view, observe_file,
                      simulate, task_of, keep_observed)
 from .common import Console, UserError, load_prior, resolve_device, solve_kwargs
+from .uncertainty import run_samples, wants_samples
 
 __all__ = ["run_restore", "run_degrade", "task_options", "check_outputs"]
 
@@ -80,9 +81,12 @@ def run_restore(args, task: str) -> int:
     truth = _truth(args, G, console)
     console.flush()  # inputs read and checked: show the warnings before the long solve
     t0 = time.perf_counter()
-    result = solve(y.to(device), op.to(device), G, device=device, **kwargs)
+    if wants_samples(args):  # cs --samples N: the posterior mean (and a std map)
+        image, extra, std_path = run_samples(args, y, op, G, device, console)
+    else:
+        result = solve(y.to(device), op.to(device), G, device=device, **kwargs)
+        image, extra, std_path = result.image.detach().cpu(), {"solver": getattr(result, "options", {})}, None
     seconds = time.perf_counter() - t0
-    image = result.image.detach().cpu()
     keep = getattr(args, "keep_observed", True)  # only inpainting offers the option
     if keep:
         image = keep_observed(op, y, image)
@@ -95,7 +99,12 @@ def run_restore(args, task: str) -> int:
     report = {"command": task, "output": str(out), "metrics": metrics, "seconds": round(seconds, 3),
               "options": dict(prior=args.prior, method=args.method, preset=args.preset, seed=args.seed,
                               keep_observed=keep,
-                              device=str(device), solver=getattr(result, "options", {}))}
+                              device=str(device), solver=extra["solver"])}
+    if "posterior" in extra:
+        report["posterior"] = extra["posterior"]
+    if std_path:
+        report["uncertainty"] = str(std_path)
+        summary += f"\nwrote {std_path} (posterior std / {extra['posterior']['std_max']:.4f})"
     if args.compare:
         report["compare"] = str(args.compare)
         summary += f"\nwrote {args.compare}"

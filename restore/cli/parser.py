@@ -9,6 +9,7 @@ from ..options import DEFAULT_METHOD, METHODS, PRESET_NAMES
 from ..tasks import MASK_KINDS, TASKS
 from .common import DEFAULT_PRIOR
 from .photo import parse_region
+from .uncertainty import add_sampling_options
 
 __all__ = ["build_parser", "OneLineParser"]
 
@@ -116,6 +117,8 @@ def _add_restore_commands(sub) -> None:
             _add_keep_observed(p)
         _add_prior(p)
         _add_io(p)
+        if task == "cs":
+            add_sampling_options(p)
 
 
 def _add_degrade(sub) -> None:
