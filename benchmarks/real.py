@@ -106,6 +106,9 @@ def run(args, G, rows, grid, save):
             op = real_data.build_task(task, args.size)
             keep = ~real_data.is_gray(x_all) if task == "color" else torch.ones(len(x_all), dtype=torch.bool)
             x, names = x_all[keep], [n for n, k in zip(names_all, keep) if k]
+            if len(x) == 0:
+                print(f"{domain} {task}: no image to run (all gray)", flush=True)
+                continue
             shape = tuple(x.shape[1:])
             for sigma in args.noise:
                 y = observe(op, x, names, task, sigma)
@@ -143,7 +146,8 @@ def parse_args(argv=None):
     ap.add_argument("--grid", type=int, default=2, help="images per domain and task in the picture grid")
     ap.add_argument("--out", default=str(RESULTS / "real.md"))
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave as is)")
-    ap.add_argument("--resume", action="store_true", help="keep the groups already in OUT.json")
+    ap.add_argument("--resume", action="store_true", help="keep the (domain, task, noise, method) groups already in OUT.json "
+                    "(whatever their --n) and run only the missing ones")
     args = ap.parse_args(argv)
     args.domains = _choices(args.domains, real_data.DOMAINS, "--domains")
     args.tasks = _choices(args.tasks, real_data.TASKS, "--tasks")
@@ -171,17 +175,19 @@ def main(argv=None):
     out.parent.mkdir(parents=True, exist_ok=True)
     store = out.with_suffix(".json")
     rows = json.loads(store.read_text())["rows"] if args.resume and store.exists() else []
+    grid_store = out.with_suffix(".grid.pt")  # the grid's images, so a resumed run draws every group
+    grid = torch.load(grid_store) if args.resume and grid_store.exists() else {}
     G = priors.load(args.prior, progress=False)
     args.lpips_net = lpips_network("cpu")
-    grid = {}
     t0 = time.time()
 
     def save():
         real_report.write_all(rows, args, out, grid, time.time() - t0)
+        torch.save(grid, grid_store)
 
     run(args, G, rows, grid, save)
     save()
-    print(f"wrote {out}, {store} and the grids in {time.time() - t0:.0f} s")
+    print(f"wrote {out}, {store}, {grid_store.name} and the grids in {time.time() - t0:.0f} s")
 
 
 if __name__ == "__main__":
