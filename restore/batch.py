@@ -290,6 +290,9 @@ def run_batch(cfg: BatchConfig, *, warn: Callable[[str], None] = print, progress
         raise InputError(f"RANK={rank} is not in 0..WORLD_SIZE-1={world - 1}")
     inputs = list_inputs(cfg.input_dir, cfg.task.task, cfg.simulate)
     out_dir = Path(cfg.output_dir)
+    if out_dir.resolve() == Path(cfg.input_dir).resolve():
+        raise InputError(f"--output-dir {out_dir} is the --input-dir: outputs would overwrite inputs of the same "
+                         "name; give another folder")
     check_writable(out_dir / manifest.MANIFEST, what="into --output-dir")
     _check_solver_options(cfg)
     if (out_dir / RUN_FILE).is_file():

@@ -22,9 +22,12 @@ one forward + one backward, the unit of an Adam step), :func:`step_passes`: ``2 
 """
 from __future__ import annotations
 
+import functools
+import warnings
 from collections import deque
 
 import torch
+from torch.autograd import forward_ad
 from torch.func import jvp, vjp, vmap
 
 __all__ = ["levenberg_marquardt", "step_passes", "uses_dense"]
@@ -45,10 +48,26 @@ def step_passes(d: int, cg_iters: int, jacobian: str = "auto") -> int:
     return 2 + (-(-d // 6) if uses_dense(d, jacobian) else cg_iters)
 
 
+@functools.lru_cache(maxsize=None)
+def _load_forward_ad() -> None:
+    """Load torch's forward-mode AD decompositions once, silencing the one notice they raise.
+
+    On first use, ``torch.func.jvp`` imports ``torch._decomp.decompositions_for_jvp``, which
+    compiles its rules with ``torch.jit.script`` and so warns that ``torch.jit.script`` is
+    deprecated: a notice about torch's own internals (this code calls no deprecated API), which
+    would otherwise split the user's progress bar. Nothing else is silenced."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.* is deprecated", category=FutureWarning)
+        load = getattr(forward_ad, "_maybe_load_decompositions", None)  # torch >= 2.0; private, so guarded
+        if load is not None:
+            load()
+
+
 def _jacobian(f, z: torch.Tensor, chunk: int) -> torch.Tensor:
     """``(B, m, d)`` dense Jacobians of ``f: (B, *latent) -> (B, m)`` at ``z``, per sample, from
     ``d`` forward-mode products in chunks of ``chunk`` (for small latents, e.g. a Laplace
     approximation in :mod:`restore.sample`; the polish below never forms it)."""
+    _load_forward_ad()
     d = z[0].numel()
     eye = torch.eye(d, dtype=z.dtype, device=z.device).view(d, 1, *z.shape[1:]).expand(d, *z.shape)
     cols = [vmap(lambda v: jvp(f, (z,), (v,))[1])(part) for part in eye.split(chunk)]
@@ -134,6 +153,7 @@ def levenberg_marquardt(f, z: torch.Tensor, y: torch.Tensor, steps: int, on_step
     observation no code fits exactly; Gauss-Newton converges much faster than that near an exact
     fit). Done samples are left out of later steps, and the polish ends when all are done.
     """
+    _load_forward_ad()
     yf = y.flatten(1)
     dense = uses_dense(z[0].numel(), jacobian)
     passes = step_passes(z[0].numel(), cg_iters, jacobian)

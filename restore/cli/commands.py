@@ -74,7 +74,7 @@ def run_restore(args, task: str) -> int:
     console = Console(args.quiet, args.json, hold=True)
     device = resolve_device(args.device)
     out = _default_output(args, task)
-    targets = check_outputs(out, args.compare)
+    targets = check_outputs(out, args.compare, inputs=(args.input, getattr(args, "mask", None), args.truth))
     kwargs = solve_kwargs(args, console)
     G = load_prior(args.prior, args.family, device, progress=console.progress)
     y, op = _observation(args, task, G, console)
@@ -113,12 +113,18 @@ def run_restore(args, task: str) -> int:
     return 0
 
 
-def check_outputs(*paths, npz: bool = False) -> list:
+def check_outputs(*paths, npz: bool = False, inputs=()) -> list:
     """The output paths given (None skipped), refused before any work unless each has an image
-    suffix (or ``.npz`` when ``npz``), can be written, and names a different file."""
+    suffix (or ``.npz`` when ``npz``), can be written, and names a different file from the
+    others and from the ``inputs`` (None skipped)."""
     from PIL import Image
 
     targets = [Path(p) for p in paths if p]
+    read = {Path(p).resolve(): p for p in inputs if p}
+    for p in targets:
+        if p.resolve() in read:
+            raise UserError(f"the output {p} is also an input ({read[p.resolve()]}): writing it would destroy "
+                            "the input; choose another output path")
     for p in targets:
         if Image.registered_extensions().get(p.suffix.lower()) is None and not (npz and p.suffix.lower() == ".npz"):
             also = ", or .npz for an observation file (any task)" if npz else ""
@@ -157,7 +163,7 @@ def run_degrade(args) -> int:
     if image_out and args.task == "cs":
         raise UserError("cs observations are measurements, not images: write them with -o OUT.npz")
     mask_out = out.with_name(f"{out.stem}_mask.png") if image_out and args.task == "inpaint" else None
-    targets = check_outputs(out, mask_out, npz=True)
+    targets = check_outputs(out, mask_out, npz=True, inputs=(args.input, getattr(args, "mask", None)))
     x, shape = _degrade_target(args, console)
     op = build_operator(task_options(args, args.task), shape, seed=args.seed, fit=args.fit, warn=console.warn)
     y = simulate(op, x, args.noise_sigma, args.seed)

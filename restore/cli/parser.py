@@ -28,6 +28,16 @@ class OneLineParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 2 ** 63:
+        raise argparse.ArgumentTypeError(f"expected an integer in 0..2**63-1, got {text!r}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -72,7 +82,7 @@ def _add_prior(p: argparse.ArgumentParser) -> None:
     g.add_argument("--preset", choices=PRESET_NAMES, default="default", help="solver preset (default 'default')")
     g.add_argument("--steps", type=_positive_int, help="optimization steps (overrides the preset)")
     g.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    g.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
 
 
 def _add_keep_observed(p: argparse.ArgumentParser) -> None:
@@ -133,7 +143,7 @@ def _add_degrade(sub) -> None:
     p.add_argument("-o", "--output", required=True, help="OUT.npz (any task) or OUT.png")
     p.add_argument("--prior", default=DEFAULT_PRIOR, help="the prior whose size and channels the image is fitted to")
     p.add_argument("--family", help="generator family of a checkpoint path (default: detected)")
-    p.add_argument("--seed", type=int, default=0, help="seed of random masks, CS matrices and noise (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of random masks, CS matrices and noise (default 0)")
     for flag, kw in (("--fit", dict(choices=("resize", "error"), default="resize")),
                      ("--json", dict(action="store_true")), ("--quiet", dict(action="store_true")),
                      ("--debug", dict(action="store_true"))):
@@ -171,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("-o", "--output", default="ganrestore-demo.png", help="figure path (default ganrestore-demo.png)")
     demo.add_argument("--device", default="auto")
     demo.add_argument("--steps", type=_positive_int, help="optimization steps per task (default: a fast budget)")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=_seed, default=0)
     for flag in ("--json", "--quiet", "--debug"):
         demo.add_argument(flag, action="store_true")
     models = sub.add_parser("models", help="list the registered priors, or --fetch them into the cache",

@@ -100,7 +100,7 @@ def run_photo(args, task: str) -> int:
     console = Console(args.quiet, args.json, hold=True)
     device = resolve_device(args.device)
     out = _default_output(args, task)
-    targets = check_outputs(out, args.compare)
+    targets = check_outputs(out, args.compare, inputs=(args.input, getattr(args, "mask", None), args.truth))
     kwargs = solve_kwargs(args, console)
     G = load_prior(args.prior, args.family, device, progress=console.progress)
     y, op = _observation(args, task, G, console)
