@@ -119,11 +119,18 @@ def run_photo(args, task: str) -> int:
         save_image(image, temps[0], atomic=False)
         if args.compare:
             _compare_figure(temps[1], task, op, y, image, truth)
+    _summarize(console, args, task, out, res, image, G.resolution, metrics, seconds, keep, device)
+    return 0
+
+
+def _summarize(console: Console, args, task: str, out: Path, res, image, resolution: int, metrics: dict,
+               seconds: float, keep: bool, device) -> None:
+    """The one-line summary (stdout) and the ``--json`` report, with the ``resolution`` entry."""
     summary = (f"wrote {out} ({args.method}, {image.shape[-1]}x{image.shape[-2]}, {seconds:.1f} s"
                + (f", PSNR {metrics['psnr']:.2f} dB vs truth" if metrics else "") + ")")
     geo = res.geometry
     report = {"command": task, "output": str(out), "metrics": metrics, "seconds": round(seconds, 3),
-              "resolution": {"output": list(image.shape[-2:]), "prior": G.resolution, "fit": "full",
+              "resolution": {"output": list(image.shape[-2:]), "prior": resolution, "fit": "full",
                              "upscale": round(geo.upscale, 3),
                              "region": [geo.region.x, geo.region.y, geo.region.w, geo.region.h]},
               "options": dict(prior=args.prior, method=args.method, preset=args.preset, seed=args.seed,
@@ -134,7 +141,6 @@ def run_photo(args, task: str) -> int:
         summary += f"\nwrote {args.compare}"
     console.info(summary)
     console.report(report)
-    return 0
 
 
 def _compare_figure(path, task: str, op, y: torch.Tensor, image: torch.Tensor, truth) -> Path:
