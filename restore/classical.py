@@ -32,7 +32,9 @@ Example::
     >>> from operators import CompressedSensing
     >>> x = torch.rand(2, 3, 16, 16)
     >>> op = CompressedSensing(300, (3, 16, 16), seed=0)
-    >>> sparse_reconstruct(op(x), op, (3, 16, 16), regularizer="tv", iters=20).shape
+    >>> sparse_reconstruct(op(x), op, (3, 16, 16), regularizer="tv", iters=20, iters_per_lam=10).shape
+    torch.Size([2, 3, 16, 16])
+    >>> sparse_reconstruct(op(x), op, (3, 16, 16), regularizer="haar", lam=0.01, iters=20).shape
     torch.Size([2, 3, 16, 16])
 """
 from __future__ import annotations

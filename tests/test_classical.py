@@ -123,3 +123,10 @@ def test_clear_errors():
         C.sparse_reconstruct(op(x), lambda v: v, SHAPE)
     with pytest.raises(ValueError, match="holdout"):
         C.choose_lambda(op(x), op, SHAPE, holdout=1.5)
+
+
+def test_docstring_examples():
+    import doctest
+
+    result = doctest.testmod(C)
+    assert result.attempted > 0 and result.failed == 0
