@@ -13,7 +13,7 @@ from ..outputs import atomic_paths, check_writable
 from ..tasks import (TaskOptions, build_operator, classical_baseline, clean_image, observation_view, observe_file,
                      simulate, task_of, keep_observed)
 from .common import Console, UserError, load_prior, resolve_device, solve_kwargs
-from .uncertainty import run_samples, wants_samples
+from .uncertainty import check_sampling, run_samples, wants_samples
 
 __all__ = ["run_restore", "run_degrade", "task_options", "check_outputs"]
 
@@ -74,27 +74,32 @@ def run_restore(args, task: str) -> int:
     console = Console(args.quiet, args.json, hold=True)
     device = resolve_device(args.device)
     out = _default_output(args, task)
-    targets = check_outputs(out, args.compare, inputs=(args.input, getattr(args, "mask", None), args.truth))
+    std_path = getattr(args, "uncertainty", None)
+    targets = check_outputs(out, args.compare, std_path, inputs=(args.input, getattr(args, "mask", None), args.truth))
     kwargs = solve_kwargs(args, console)
+    if wants_samples(args):
+        check_sampling(args)
     G = load_prior(args.prior, args.family, device, progress=console.progress)
     y, op = _observation(args, task, G, console)
     truth = _truth(args, G, console)
     console.flush()  # inputs read and checked: show the warnings before the long solve
     t0 = time.perf_counter()
     if wants_samples(args):  # cs --samples N: the posterior mean (and a std map)
-        image, extra, std_path = run_samples(args, y, op, G, device, console)
+        image, extra, std_map = run_samples(args, y, op, G, device, console)
     else:
         result = solve(y.to(device), op.to(device), G, device=device, **kwargs)
-        image, extra, std_path = result.image.detach().cpu(), {"solver": getattr(result, "options", {})}, None
+        image, extra, std_map = result.image.detach().cpu(), {"solver": getattr(result, "options", {})}, None
     seconds = time.perf_counter() - t0
     keep = getattr(args, "keep_observed", True)  # only inpainting offers the option
     if keep:
         image = keep_observed(op, y, image)
     metrics = _metrics(image, truth)
-    with atomic_paths(targets) as temps:  # the image and the figure: both or neither
+    with atomic_paths(targets) as temps:  # the image, the figure and the std map: all or none
         save_image(image, temps[0], atomic=False)
         if args.compare:
             _compare_figure(temps[1], op, y, image, truth, G)
+        if std_path:
+            save_image(std_map, temps[-1], atomic=False)
     summary = f"wrote {out} ({args.method}, {seconds:.1f} s" + (f", PSNR {metrics['psnr']:.2f} dB vs truth" if metrics else "") + ")"
     report = {"command": task, "output": str(out), "metrics": metrics, "seconds": round(seconds, 3),
               "options": dict(prior=args.prior, method=args.method, preset=args.preset, seed=args.seed,

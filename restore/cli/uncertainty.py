@@ -6,10 +6,12 @@ from typing import Optional, Tuple
 
 import torch
 
-from ..io import load_observation, save_image
+from ..io import load_observation
 from .common import Console, UserError, solve_kwargs
 
-__all__ = ["add_sampling_options", "wants_samples", "run_samples"]
+__all__ = ["add_sampling_options", "wants_samples", "check_sampling", "run_samples", "MAX_SAMPLES"]
+
+MAX_SAMPLES = 10_000  # posterior samples; more is a typo (each one is a Langevin chain's draw)
 
 STD_HELP = ("write the per-pixel posterior std as a gray image: the std averaged over channels and "
             "divided by its maximum (white = the largest std, printed, and in --json as posterior.std_max)")
@@ -40,21 +42,25 @@ def _sigma(args) -> float:
     return float(sigma)
 
 
-def _check(args) -> None:
-    if args.samples < 0 or (args.uncertainty and args.samples < 2):
+def check_sampling(args) -> float:
+    """Refuse bad sampling options before any work; returns the noise std."""
+    if not 0 <= args.samples <= MAX_SAMPLES:
+        raise UserError(f"--samples must be between 0 and {MAX_SAMPLES}, got {args.samples}")
+    if args.uncertainty and args.samples < 2:
         raise UserError(f"--uncertainty needs --samples N >= 2 (the std of N samples), got --samples {args.samples}")
     if args.method != "latent":
         raise UserError(f"--samples runs Langevin dynamics on one latent: use --method latent, got {args.method}")
     if args.uncertainty and Path(args.uncertainty).suffix.lower() not in (".png", ".jpg", ".jpeg", ".tif", ".tiff"):
         raise UserError(f"cannot write {args.uncertainty}: use a .png image")
+    return _sigma(args)
 
 
-def run_samples(args, y, op, G, device, console: Console) -> Tuple[torch.Tensor, dict, Optional[str]]:
-    """Posterior mean ``(1, C, H, W)``, the report's extra fields and the std map's path (or None)."""
+def run_samples(args, y, op, G, device, console: Console) -> Tuple[torch.Tensor, dict, Optional[torch.Tensor]]:
+    """Posterior mean ``(1, C, H, W)``, the report's extra fields and the std map to write at
+    ``--uncertainty`` ``(1, 1, H, W)`` in [0, 1] (or None)."""
     from ..sample import sample
 
-    _check(args)
-    sigma = _sigma(args)
+    sigma = check_sampling(args)
     kw = solve_kwargs(args, console)
     kw.pop("method")
     steps = kw.pop("steps", None)
@@ -64,6 +70,5 @@ def run_samples(args, y, op, G, device, console: Console) -> Tuple[torch.Tensor,
     extra = {"solver": post.options, "posterior": {
         "samples": args.samples, "sigma": sigma, "std_max": std_max, "std_mean": float(std.mean()),
         "acceptance": [round(float(a), 3) for a in post.acceptance]}}
-    if args.uncertainty:
-        save_image(std / std_max if std_max > 0 else std, Path(args.uncertainty))
-    return post.mean.detach().cpu(), extra, args.uncertainty
+    std_map = (std / std_max if std_max > 0 else std) if args.uncertainty else None
+    return post.mean.detach().cpu(), extra, std_map
