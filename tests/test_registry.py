@@ -266,3 +266,21 @@ def test_models_table_lists_everything(home):
     assert rows["mlp-mnist28"][3] == "yes" and rows["dcgan-digiface64"][3] == "no"
     assert rows["dcgan-digiface64"][4:6] == ["14.3", "MB"]
     assert f"cache: {home}" in table
+
+
+def test_cli_models_fetch_downloads_verifies_and_reports(home, monkeypatch, server, capsys):
+    """``ganrestore models --fetch NAME``: the file lands in the cache, verified; a second call
+    uses the cache; a checksum mismatch is one line naming the model, leaving no file."""
+    from restore.cli import main
+
+    name = served(server, monkeypatch)
+    assert main(["models", "--fetch", name, "--quiet"]) == 0
+    assert (home / name / "blob.bin").read_bytes() == PAYLOAD and capsys.readouterr().err == ""
+    assert main(["models", "--fetch", name]) == 0
+    assert f"{name}: cached and verified at {home / name / 'blob.bin'}" in capsys.readouterr().out
+    assert len(server.log) == 1
+    bad = served(server, monkeypatch, name="test-bad", sha="0" * 64)
+    assert main(["models", "--fetch", bad, "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"cannot fetch '{bad}'" in err[0] and "sha256 mismatch" in err[0]
+    assert not (home / bad / "blob.bin").exists()
