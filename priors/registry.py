@@ -209,18 +209,37 @@ def load(name_or_path, family: Optional[str] = None, device=None, progress: bool
         return module.from_checkpoint(path, device=device, **{**entry.get("kwargs", {}), **kwargs})
     path = Path(name_or_path).expanduser()
     if not path.exists():
+        if path.suffix or len(path.parts) > 1:
+            raise ValueError(f"no such checkpoint file or folder: {path} (nor a registered model name; "
+                             f"registered: {', '.join(sorted(table))})")
         get_entry(str(name_or_path))  # raises, listing every valid name
     found = None
     if family is None:
-        found = detect(path)
+        found = _unreadable_as_value_error(path, None, lambda: detect(path))
         family, path = found.family, found.path
         _log.info("%s: detected %s", path, found)
     elif path.is_dir() and family != "biggan":
         raise ValueError(f"{path} is a folder; only family 'biggan' loads a folder (pytorch_model.bin + "
                          f"config.json): pass the checkpoint file for family {family!r}")
-    G = family_module(family).from_checkpoint(path, device=device, **kwargs)
+    module = family_module(family)
+    G = _unreadable_as_value_error(path, family, lambda: module.from_checkpoint(path, device=device, **kwargs))
     G.detection = found
     return G
+
+
+def _unreadable_as_value_error(path: Path, family: Optional[str], read):
+    """``read()``, with the errors ``torch.load`` raises on a damaged or foreign file (a text
+    file, a truncated zip) turned into a ``ValueError`` naming the file."""
+    import pickle
+    import zipfile
+
+    try:
+        return read()
+    except (KeyError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError) as err:
+        what = f"a {family} checkpoint" if family else "a checkpoint"
+        reason = " ".join(str(err).split())[:300] or "no details"
+        raise ValueError(f"cannot load {path} as {what} ({type(err).__name__}: {reason}); pass a state dict "
+                         "file saved with torch.save") from err
 
 
 def _status(name: str, entry: dict):

@@ -108,28 +108,14 @@ def load_prior(spec: str, family: Optional[str] = None, device=None, progress: b
     if _PY_SPEC.match(spec) and not Path(spec).exists():
         G = _from_python(spec)
         return G.to(device) if device is not None else G
-    G = _load_checkpoint(spec, family, device, progress) if Path(spec).exists() else None
-    if G is None:
-        if spec not in priors.available() and (Path(spec).suffix or "/" in spec or "\\" in spec):
-            raise UserError(f"--prior {spec}: no such checkpoint file, nor a registered model name "
-                            "(`ganrestore models` lists them)")
-        G = priors.load(spec, family=family, device=device, progress=progress)
+    if not Path(spec).exists() and spec not in priors.available() and (Path(spec).suffix or "/" in spec
+                                                                      or "\\" in spec):
+        raise UserError(f"--prior {spec}: no such checkpoint file, nor a registered model name "
+                        "(`ganrestore models` lists them)")
+    G = priors.load(spec, family=family, device=device, progress=progress)  # unreadable files: ValueError
     if G.detection is not None:
         warnings.warn(f"--prior {spec}: detected {G.detection}; pass --family to override")
     return G
-
-
-def _load_checkpoint(spec: str, family: Optional[str], device, progress: bool):
-    """``priors.load`` of an existing file or folder; unreadable files are user errors naming it."""
-    import pickle
-    import priors
-
-    try:
-        return priors.load(spec, family=family, device=device, progress=progress)
-    except (KeyError, EOFError, pickle.UnpicklingError, RuntimeError) as err:
-        reason = " ".join(str(err).split())[:200] or "no details"
-        raise UserError(f"--prior {spec}: cannot read this checkpoint ({type(err).__name__}: {reason}); give a "
-                        "state dict saved with torch.save, and its --family") from err
 
 
 def _from_python(spec: str):
