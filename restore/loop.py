@@ -104,10 +104,10 @@ class Tracker:
             self.bar.update(self.bar.total - self.bar.n)
 
     @staticmethod
-    def _reduce(fit, ok, image, state, g: int):
-        """Each sample's best of its ``g`` rows."""
+    def _reduce(score, fit, ok, image, state, g: int):
+        """Each sample's best of its ``g`` rows by ``score``."""
         B = fit.shape[0] // g
-        masked = torch.where(ok, fit, torch.full_like(fit, float("inf"))).view(B, g)
+        masked = torch.where(ok, score, torch.full_like(score, float("inf"))).view(B, g)
         idx = masked.argmin(1)
         rows = torch.arange(B, device=fit.device) * g + idx
         pick = lambda t: t.index_select(0, rows)  # noqa: E731
@@ -117,21 +117,29 @@ class Tracker:
     @torch.no_grad()
     def update(self, fit, ok, image, state, rows: Rows):
         """Record one step (its index is the history length) of ``rows``; returns the rows'
-        samples' current ``(loss, image)`` and the step index."""
+        samples' current ``(loss, image)`` and the step index. The kept iterate of a sample is
+        its best by held-out error (self-validation), else by data fit; ``best_loss`` is the
+        best data fit seen (what decides convergence)."""
         step = len(self.history)
-        score, fit_b, image, state, ok_b, skipped = self._reduce(fit, ok, image, state, rows.group)
+        held = rows.held_score(image)
+        score, fit_b, image, state, ok_b, skipped = self._reduce(fit if held is None else held, fit, ok, image,
+                                                                 state, rows.group)
         idx = torch.arange(self.batch, device=fit.device) if rows.idx is None else rows.idx.to(fit.device)
         row = torch.full((self.batch,), float("nan"), dtype=fit.dtype)
         row[idx.cpu()] = torch.where(ok_b, fit_b, torch.full_like(fit_b, float("nan"))).cpu()
         self.history.append(row)
         self.nonfinite[idx.cpu()] += skipped.cpu().long()
         if self.best_loss is None:
-            self.best_loss = torch.full((self.batch,), float("inf"), dtype=fit.dtype, device=fit.device)
+            inf = torch.full((self.batch,), float("inf"), dtype=fit.dtype, device=fit.device)
+            self.best_loss, self.best_score, self.kept_fit = inf, inf.clone(), inf.clone()
             self.image = torch.zeros((self.batch, *image.shape[1:]), dtype=image.dtype, device=image.device)
             self.best_step = torch.full((self.batch,), -1, dtype=torch.long, device=fit.device)
-        better = ok_b & (score < self.best_loss[idx])
+        fits = torch.where(ok_b, fit_b, torch.full_like(fit_b, float("inf")))
+        self.best_loss[idx] = torch.minimum(self.best_loss[idx], fits)
+        better = ok_b & (score < self.best_score[idx])
         sel = idx[better]
-        self.best_loss[sel] = score[better]
+        self.best_score[sel] = score[better]
+        self.kept_fit[sel] = fit_b[better]
         self.best_step[sel] = step
         self.image[sel] = image[better]
         for k, v in state.items():

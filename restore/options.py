@@ -62,6 +62,17 @@ class _Common:
     lr_class: peak Adam rate of the class logits (same warm-up / cool-down as the latent's; per
         stage for DGP). At 0.1 a logit moves about 0.1 per step, so a start class (99% of the mass)
         can yield to another one within some 30-60 steps.
+    consistency: how the returned image is made consistent with the observation (linear
+        operators, :mod:`restore.consistency`): ``"project"`` ``x + A⁺(y − A x)`` (the observed
+        content comes from ``y`` exactly, the prior fills the null space), ``"damped"``
+        ``x + A*(AA* + λI)⁻¹(y − A x)`` with ``λ`` from the noise level (needs ``sigma``),
+        ``"none"``, or ``"auto"``: damped when ``sigma > 0`` is given, else project, for an
+        ``operators.LinearOperator`` (a plain callable gets none). ``Result.prior_image`` keeps the
+        prior's own image.
+    validate: self-validation: hold out this seeded fraction of the observed entries
+        (:func:`restore.holdout.holdout`), fit the rest, and keep each sample's iterate (any phase,
+        any DGP stage and step) with the lowest held-out error; the final consistency step uses
+        every entry. 0 disables it (iterates are kept by data fit). Linear operators only.
     tol: a sample whose data-fit loss is below ``tol`` is an exact fit and stops everywhere.
     stall_window, stall_rtol: an Adam phase stops a sample whose best loss fell by less than
         ``stall_rtol`` (relative) over ``stall_window`` steps; with a known noise level
@@ -76,6 +87,8 @@ class _Common:
     betas: Tuple[float, float] = (0.9, 0.999)
     optimize_class: bool = False
     lr_class: float = 0.1
+    consistency: str = "auto"
+    validate: float = 0.0
     tol: float = 1e-12
     stall_window: int = 40
     stall_rtol: float = 1e-3
@@ -226,7 +239,7 @@ PRESETS = {
                                  refine_steps=5),
              "default": MganOptions(),
              "quality": MganOptions(steps=3000, n_codes=30, n_init=512)},
-    "dgp": {"fast": DgpOptions(n_init=200, stages=_scaled_stages(0.4), refine_steps=5),
+    "dgp": {"fast": DgpOptions(n_init=128, stages=_scaled_stages(0.2), refine_steps=5),
             "default": DgpOptions(),
             "quality": DgpOptions(n_init=1000, stages=_scaled_stages(2.0))},
 }
@@ -251,6 +264,10 @@ def _check_values(opts) -> None:
         raise ValueError(f"jacobian must be 'auto', 'dense' or 'free', got {opts.jacobian!r}")
     if isinstance(opts, _Attempts) and (opts.attempt_steps < 1 or opts.spread < 1):
         raise ValueError(f"attempt_steps must be >= 1 and spread >= 1, got {opts.attempt_steps}, {opts.spread}")
+    if opts.consistency not in ("auto", "project", "damped", "none"):
+        raise ValueError(f"consistency must be 'auto', 'project', 'damped' or 'none', got {opts.consistency!r}")
+    if not 0.0 <= opts.validate < 1.0:
+        raise ValueError(f"validate (held-out fraction) must be in [0, 1), got {opts.validate}")
     if opts.tol < 0 or opts.stall_window < 1 or not 0 <= opts.stall_rtol < 1:
         raise ValueError(f"tol must be >= 0, stall_window >= 1 and stall_rtol in [0, 1), got {opts.tol}, "
                          f"{opts.stall_window}, {opts.stall_rtol}")

@@ -10,7 +10,7 @@ the pool of initial codes ranked by data fit.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Tuple
 
 import torch
 
@@ -29,6 +29,9 @@ class Problem:
     c: class labels ``(B,)`` / ``(B, n_classes)`` for a conditional prior, or None.
     floor: the data-fit loss at which a sample is at its noise floor (``sigma**2`` for Gaussian
         noise of std ``sigma`` and the MSE loss: the discrepancy principle), 0 when unknown.
+    held: self-validation: ``(operator, y)`` of the held-out entries (``y`` and ``operator``
+        then see only the fitted ones); every iterate is scored by its held-out MSE and the
+        best-scoring one is kept. None: iterates are kept by their data fit.
     """
 
     G: Any
@@ -38,6 +41,7 @@ class Problem:
     seed: int
     c: Optional[torch.Tensor] = None
     floor: float = 0.0
+    held: Optional[Tuple[Callable, torch.Tensor]] = None
 
     @property
     def batch(self) -> int:
@@ -45,27 +49,39 @@ class Problem:
 
     def rows(self, idx: Optional[torch.Tensor] = None, group: int = 1) -> "Rows":
         """The view of samples ``idx`` ``(S,)`` (None: all, in order), ``group`` rows each."""
-        if idx is None:
-            y, op = self.y, self.operator
-        else:
-            y, op = self.y.index_select(0, idx), Subset(self.operator, idx, self.batch)
-            if len(idx) == self.batch:  # every sample: tracked as the whole batch
-                idx = None
+        ops = [(self.operator, self.y)] + ([self.held] if self.held is not None else [])
+        views = [self._view(op, y, idx, group) for op, y in ops]
+        if idx is not None and len(idx) == self.batch:  # every sample: tracked as the whole batch
+            idx = None
+        return Rows(idx, group, views[0][1], views[0][0], views[1] if len(views) > 1 else None)
+
+    def _view(self, op, y, idx, group):
+        if idx is not None:
+            y, op = y.index_select(0, idx), Subset(op, idx, self.batch)
         if group > 1:
             y, op = y.repeat_interleave(group, 0), Repeated(op, group)
-        return Rows(idx, group, y, op)
+        return op, y
 
 
 @dataclass(frozen=True)
 class Rows:
     """Rows of a sub-problem: samples ``idx`` ``(S,)`` of the solve (None: all ``B``), each
     repeated ``group`` times (consecutive rows); ``y`` ``(S * group, ...)`` their observations
-    and ``operator`` their operator ``(S * group, C, H, W) -> (S * group, ...)``."""
+    and ``operator`` their operator ``(S * group, C, H, W) -> (S * group, ...)``; ``held`` the
+    same view ``(operator, y)`` of the held-out entries (self-validation), or None."""
 
     idx: Optional[torch.Tensor]
     group: int
     y: torch.Tensor
     operator: Callable
+    held: Optional[Tuple[Callable, torch.Tensor]] = None
+
+    def held_score(self, image: torch.Tensor) -> Optional[torch.Tensor]:
+        """``(R,)`` held-out MSE of ``image`` ``(R, C, H, W)``, or None without self-validation."""
+        if self.held is None:
+            return None
+        op, y = self.held
+        return (op(image) - y).flatten(1).square().mean(1)
 
 
 @dataclass(frozen=True)

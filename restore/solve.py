@@ -35,6 +35,10 @@ from tqdm.auto import tqdm
 
 from priors.class_vector import as_probabilities
 
+from operators import LinearOperator
+
+from .consistency import apply_consistency
+from .holdout import Restricted, holdout
 from .losses import build_loss
 from .loop import StepState, StopSolve, Tracker
 from .methods import SOLVERS
@@ -48,8 +52,11 @@ __all__ = ["solve", "Result", "StepState"]
 class Result:
     """The outcome of :func:`solve`.
 
-    image: ``(B, C, H, W)`` in ``[0, 1]``, each sample's best iterate by data-fit loss.
-    loss: ``(B,)`` that best data-fit loss. best_step: ``(B,)`` the step it was reached at.
+    image: ``(B, C, H, W)`` in ``[0, 1]``: each sample's kept iterate (the best by data fit, or by
+        held-out error with ``validate``), made consistent with ``y`` (``consistency``).
+    prior_image: ``(B, C, H, W)`` in ``[0, 1]``, the prior's own image of that iterate.
+    loss: ``(B,)`` its data-fit loss. best_step: ``(B,)`` the step it was reached at.
+    held_loss: ``(B,)`` its held-out MSE with ``validate``, else None.
     latents: ``{name: (B, ...)}`` codes of the best iterate (``z``; or ``codes``, ``importance``
         and maybe ``tail`` for mgan; with ``optimize_class`` also ``class``, the class vector
         ``(B, n_classes)`` of probabilities). history: ``(steps run, B)`` data-fit loss at each step.
@@ -70,6 +77,8 @@ class Result:
     finetuned: Optional[dict]
     nonfinite_steps: torch.Tensor
     stopped_early: bool = False
+    prior_image: Optional[torch.Tensor] = None
+    held_loss: Optional[torch.Tensor] = None
 
 
 
@@ -216,7 +225,8 @@ def solve(y: torch.Tensor, operator: Callable, prior, *, method: str = DEFAULT_M
     seed = _fresh_seed() if seed is None else int(seed)
     G = prior.in_space(opts.space)
     loss_fn = build_loss(loss, prior=G, device=y.device)
-    problem = Problem(G, y.detach(), operator, loss_fn, seed, c, floor=_noise_floor(sigma, loss_fn))
+    y_fit, op_fit, held = _validation_split(y.detach(), operator, opts.validate, seed)
+    problem = Problem(G, y_fit, op_fit, loss_fn, seed, c, floor=_noise_floor(sigma, loss_fn), held=held)
     solver, stopped = SOLVERS[method], False
     with _noise_fixed(G, seed), tqdm(total=opts.steps, disable=not progress, desc=f"restore[{method}]",
                                      leave=False) as bar:
@@ -229,7 +239,35 @@ def solve(y: torch.Tensor, operator: Callable, prior, *, method: str = DEFAULT_M
         state, finetuned = solver.finish(opts, tracker, context)
         tracker.finish()
     history = torch.stack(tracker.history) if tracker.history else torch.zeros(0, y.shape[0])
-    return Result(image=tracker.image.clamp(0, 1), loss=tracker.best_loss, best_step=tracker.best_step,
-                  latents=dict(state), history=history,
+    prior_image = tracker.image.clamp(0, 1)
+    return Result(image=_consistent(prior_image, y.detach(), operator, opts.consistency, sigma),
+                  loss=tracker.kept_fit, best_step=tracker.best_step, latents=dict(state), history=history,
                   options={"method": method, "seed": seed, "loss": loss, "sigma": sigma, **as_dict(opts)},
-                  finetuned=finetuned, nonfinite_steps=tracker.nonfinite, stopped_early=stopped)
+                  finetuned=finetuned, nonfinite_steps=tracker.nonfinite, stopped_early=stopped,
+                  prior_image=prior_image, held_loss=tracker.best_score if held is not None else None)
+
+
+def _validation_split(y, operator, fraction: float, seed: int):
+    """``(y_fit, operator_fit, held)``: with ``fraction > 0`` the views of a seeded split of the
+    observed entries (:mod:`restore.holdout`), ``held = (operator_held, y_held)``; else ``y``,
+    ``operator`` and None."""
+    if fraction == 0:
+        return y, operator, None
+    if not isinstance(operator, LinearOperator):
+        raise ValueError("validate needs an operators.LinearOperator (to know its observed entries), got "
+                         f"{type(operator).__name__}")
+    split = holdout(y, operator, fraction, seed)
+    fit, held = Restricted(operator, split.fit).to(y.device), Restricted(operator, split.held).to(y.device)
+    return fit.observe(y), fit, (held, held.observe(y))
+
+
+@torch.no_grad()
+def _consistent(x, y, operator, mode: str, sigma: Optional[float]):
+    """The image ``x`` made consistent with ``y`` (``mode`` of ``consistency``), in ``[0, 1]``."""
+    if mode == "auto":
+        mode = "none" if not isinstance(operator, LinearOperator) else ("damped" if sigma else "project")
+    if mode == "none":
+        return x
+    if mode == "damped" and not sigma:
+        raise ValueError("consistency='damped' needs the noise level: pass sigma > 0")
+    return apply_consistency(x, y, operator, mode, sigma=sigma, clamp=True)

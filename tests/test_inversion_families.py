@@ -211,7 +211,7 @@ def test_dgp_unfreezes_first_to_last(variant):
         Gb = load_finetuned(Gs, params, b)
         with torch.no_grad():
             img = Gb(z[b:b + 1], None if c is None else c[b:b + 1])
-        torch.testing.assert_close(img[0], res.image[b], atol=2e-5, rtol=0)
+        torch.testing.assert_close(img[0], res.prior_image[b], atol=2e-5, rtol=0)
 
 
 # ----------------------------------------------------------------------------- reproducibility

@@ -157,7 +157,7 @@ def test_dgp_finetuned_state_reproduces_image(G):
     assert res.finetuned["blocks"] == [0, 1]
     for b in range(2):
         Gb = load_finetuned(G, res.finetuned["params"], b)
-        assert torch.allclose(Gb(res.latents["z"][b:b + 1]), res.image[b:b + 1], atol=1e-5)
+        assert torch.allclose(Gb(res.latents["z"][b:b + 1]), res.prior_image[b:b + 1], atol=1e-5)
     assert all(torch.equal(v, G.state_dict()[k]) for k, v in before.items())
 
 
@@ -282,3 +282,36 @@ def test_lm_starts_run_only_for_stuck_samples(G, sigma, extra):
     assert torch.all(res.loss <= base.loss)
     if sigma == 10.0:  # at the floor from the first step: Adam stops there, no polish
         assert base.history.shape[0] == 1
+
+
+@pytest.mark.parametrize("op", sorted(OPERATORS))
+def test_consistency_projects_onto_the_observation(G, op):
+    """The returned image reproduces the observation (project, noise-free, in range); the
+    prior's own image is kept, and ``consistency="none"`` returns it as the image."""
+    x = targets(G, 2)
+    A = OPERATORS[op](2)
+    res = run(A(x), A, G, "latent")
+    assert (A(res.image) - A(x)).abs().max() < 1e-4 or op == "cs"  # CS: the clamp to [0, 1] may cut
+    assert (A(res.image) - A(x)).square().mean() <= (A(res.prior_image) - A(x)).square().mean() + 1e-9
+    raw = run(A(x), A, G, "latent", consistency="none")
+    assert torch.equal(raw.image, raw.prior_image) and torch.equal(raw.prior_image, res.prior_image)
+
+
+@pytest.mark.parametrize("method", sorted(FAST))
+def test_self_validation_keeps_the_iterate_with_the_lowest_held_out_error(G, method):
+    from restore.holdout import Restricted, holdout
+
+    x = targets(G, 2)
+    A = OPERATORS["sr"](2)
+    y = A(x)
+    split = holdout(y, A, 0.25, seed=0)
+    held = Restricted(A, split.held)
+    errors = []
+    res = run(y, A, G, method, validate=0.25, consistency="none",
+              callbacks=[lambda s: errors.append((held(s.image) - held.observe(y)).flatten(1).square().mean(1))])
+    errors = torch.stack(errors)
+    assert res.held_loss is not None and res.held_loss.shape == (2,)
+    torch.testing.assert_close(res.held_loss, errors.min(0).values, rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(res.held_loss, (held(res.image) - held.observe(y)).flatten(1).square().mean(1),
+                               rtol=1e-4, atol=1e-7)
+    assert run(y, A, G, method).held_loss is None
