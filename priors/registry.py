@@ -27,7 +27,9 @@ import difflib
 import importlib
 import logging
 import os
+import pickle
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -207,12 +209,16 @@ def load(name_or_path, family: Optional[str] = None, device=None, progress: bool
         path = fetch(name_or_path, progress=progress)
         module = family_module(entry["family"])
         return module.from_checkpoint(path, device=device, **{**entry.get("kwargs", {}), **kwargs})
-    path = Path(name_or_path).expanduser()
+    return _load_path(Path(name_or_path).expanduser(), str(name_or_path), family, device, kwargs)
+
+
+def _load_path(path: Path, spec: str, family: Optional[str], device, kwargs: dict) -> Generator:
+    """:func:`load` of a checkpoint file or folder (``family`` detected when None)."""
     if not path.exists():
         if path.suffix or len(path.parts) > 1:
             raise ValueError(f"no such checkpoint file or folder: {path} (nor a registered model name; "
-                             f"registered: {', '.join(sorted(table))})")
-        get_entry(str(name_or_path))  # raises, listing every valid name
+                             f"registered: {', '.join(available())})")
+        get_entry(spec)  # raises, listing every valid name
     found = None
     if family is None:
         found = _unreadable_as_value_error(path, None, lambda: detect(path))
@@ -222,24 +228,53 @@ def load(name_or_path, family: Optional[str] = None, device=None, progress: bool
         raise ValueError(f"{path} is a folder; only family 'biggan' loads a folder (pytorch_model.bin + "
                          f"config.json): pass the checkpoint file for family {family!r}")
     module = family_module(family)
-    G = _unreadable_as_value_error(path, family, lambda: module.from_checkpoint(path, device=device, **kwargs))
+    try:
+        G = module.from_checkpoint(path, device=device, **kwargs)
+    except (ValueError, *_UNREADABLE) as err:
+        hint = _other_family(path, family) if found is None else None
+        if hint is None and isinstance(err, ValueError):
+            raise
+        raise _explained(err, path, family, hint) from err
     G.detection = found
     return G
 
 
-def _unreadable_as_value_error(path: Path, family: Optional[str], read):
-    """``read()``, with the errors ``torch.load`` raises on a damaged or foreign file (a text
-    file, a truncated zip) turned into a ``ValueError`` naming the file."""
-    import pickle
-    import zipfile
+_UNREADABLE = (KeyError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError)
+"""What ``torch.load`` and the loaders raise on a damaged or foreign file (text, truncated zip)."""
 
+
+def _unreadable_as_value_error(path: Path, family: Optional[str], read):
+    """``read()``, with the errors of a damaged or foreign file turned into a ``ValueError``
+    naming the file."""
     try:
         return read()
-    except (KeyError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError) as err:
-        what = f"a {family} checkpoint" if family else "a checkpoint"
+    except _UNREADABLE as err:
+        raise _explained(err, path, family, None) from err
+
+
+def _explained(err: Exception, path: Path, family: Optional[str], hint) -> ValueError:
+    """One ``ValueError`` for a loader's failure, with the detected family when it differs."""
+    what = f"a {family} checkpoint" if family else "a checkpoint"
+    if isinstance(err, ValueError):
+        why = str(err)
+    elif isinstance(err, pickle.UnpicklingError) and "Unsupported global" in str(err):
+        why = (f"cannot load {path} as {what}: a weights-only load refused it (it holds objects other "
+               f"than tensors)")
+    else:
         reason = " ".join(str(err).split())[:300] or "no details"
-        raise ValueError(f"cannot load {path} as {what} ({type(err).__name__}: {reason}); pass a state dict "
-                         "file saved with torch.save") from err
+        why = (f"cannot load {path} as {what} ({type(err).__name__}: {reason}); pass a state dict "
+               "file saved with torch.save")
+    tip = f" (the file looks like {hint}: pass family={hint.family!r}, or leave family out to detect it)"
+    return ValueError(why + (tip if hint is not None else ""))
+
+
+def _other_family(path: Path, family: str):
+    """The detected layout of ``path`` when it is not ``family``'s (a hint for a wrong family=)."""
+    try:
+        found = detect(path)
+    except ValueError:
+        return None
+    return found if found.family != family else None
 
 
 def _status(name: str, entry: dict):

@@ -145,3 +145,13 @@ def test_undetectable_checkpoints_are_clear_errors(kind, tmp_path):
 def test_folder_with_a_family_that_needs_a_file(tmp_path):
     with pytest.raises(ValueError, match="only family 'biggan' loads a folder"):
         priors.load(FIXTURES / "biggan/deep", family="pggan")
+
+
+@pytest.mark.parametrize("path,family,detected", [
+    ("pggan/pggan_gandissect16.pth", "dcgan", "pggan"),        # the loader's own ValueError
+    ("pggan/pggan_gandissect16.pth", "biggan", "pggan"),       # no config.json beside it
+    ("stylegan2/tiny_rosinality.pt", "mlp", "stylegan2"),      # args Namespace: weights-only load fails
+])
+def test_wrong_family_is_a_value_error_naming_the_detected_one(path, family, detected):
+    with pytest.raises(ValueError, match=f"looks like family '{detected}'.*pass family='{detected}'"):
+        priors.load(FIXTURES / path, family=family)
