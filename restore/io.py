@@ -108,6 +108,9 @@ def _read_file(path: Path, what: str, warn=None) -> np.ndarray:
             img.load()
             _warn_alpha(img, f"{what} {path.name}", warn)
             return _pil_to_array(img)
+    except Image.DecompressionBombError as err:
+        raise InputError(f"cannot read {what} {path}: {err}; give an image under "
+                         f"{Image.MAX_IMAGE_PIXELS} pixels") from err
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise InputError(f"cannot read {what} {path}: {err}; give a PNG or JPEG image") from err
 
