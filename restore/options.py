@@ -249,8 +249,15 @@ assert all(tuple(p) == PRESET_NAMES for p in PRESETS.values()), "every method ha
 
 
 def _check_values(opts) -> None:
+    most = 100_000  # 50x the quality presets; more is a typo (10**9 steps would run for weeks)
     if opts.steps < 1:
         raise ValueError(f"steps must be >= 1 (for dgp: the stages' total), got {opts.steps}")
+    if opts.steps > most:
+        raise ValueError(f"steps must be at most {most} (for dgp: the stages' total), got {opts.steps}")
+    if max(getattr(opts, k, 0) for k in ("refine_steps", "lm_steps", "restarts", "lm_starts")) > most:
+        raise ValueError(f"restarts, refine_steps, lm_starts and lm_steps must be at most {most}")
+    if opts.n_init > 1_000_000:
+        raise ValueError(f"n_init must be at most 1000000 (initial samples drawn), got {opts.n_init}")
     if opts.n_init < 1 or opts.init_chunk < 1:
         raise ValueError(f"n_init and init_chunk must be >= 1, got {opts.n_init}, {opts.init_chunk}")
     if isinstance(opts, _Attempts) and getattr(opts, "warm_start", 1) > 0 and not 1 <= opts.n_starts <= opts.n_init:

@@ -120,6 +120,46 @@ def _check_inputs(y, operator, prior, c) -> None:
 
 
 
+def _check_arguments(y, operator, prior, steps, seed, callbacks, device) -> None:
+    """Raise ``TypeError`` for an argument of the wrong kind, before anything runs."""
+    import numbers
+
+    if not isinstance(y, torch.Tensor):
+        raise TypeError(f"y must be a torch tensor (B, ...) as the operator outputs it, got {type(y).__name__}")
+    missing = [a for a in ("channels", "resolution", "in_space", "sample_latents") if not hasattr(prior, a)]
+    if missing:
+        raise TypeError(f"prior must be a priors.Generator (priors.load(NAME), or priors.wrap(network, "
+                        f"latent_shape) for your own), got {type(prior).__name__} without {', '.join(missing)}")
+    if not callable(operator):
+        raise TypeError(f"operator must be a callable (B, C, H, W) -> (B, ...), e.g. an operators object, "
+                        f"got {type(operator).__name__}")
+    for name, value in (("steps", steps), ("seed", seed)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+            raise TypeError(f"{name} must be an int or None, got {value!r}")
+    if callable(callbacks) or not all(callable(f) for f in callbacks):
+        raise TypeError(f"callbacks must be a sequence of callables (StepState -> bool), got {callbacks!r}")
+    if device is not None:
+        try:
+            torch.device(device)
+        except (RuntimeError, TypeError) as err:
+            raise ValueError(f"device must be e.g. 'cpu', 'cuda' or 'cuda:0' (or a torch.device), got {device!r}") from err
+
+
+def _check_observes(y, operator, prior) -> None:
+    """Raise ``ValueError`` naming the samples the operator observes nothing of (it maps a random
+    image to all zeros, e.g. an all-black mask): there is nothing to restore them from."""
+    img = torch.rand(y.shape[0], prior.channels, prior.resolution, prior.resolution,
+                     generator=torch.Generator().manual_seed(0)).to(y.device)
+    with torch.no_grad():
+        out = operator(img)
+    blind = (out.detach().reshape(out.shape[0], -1) == 0).all(1)
+    if bool(blind.any()):
+        bad = torch.nonzero(blind).flatten().tolist()
+        raise ValueError(f"the operator observes nothing of sample(s) {bad} (it maps every image to zeros, "
+                         "e.g. an all-zero mask): there is nothing to restore from; check the mask is not inverted "
+                         "(1 = observed)")
+
+
 def _check_class_option(opts, prior, c) -> None:
     """Raise ``ValueError`` when ``optimize_class`` meets an unconditional prior or a ``c`` that
     cannot start a class vector."""
@@ -212,6 +252,7 @@ def solve(y: torch.Tensor, operator: Callable, prior, *, method: str = DEFAULT_M
             ``optimize_class`` is asked of an unconditional prior, before any work.
         TypeError: unknown options.
     """
+    _check_arguments(y, operator, prior, steps, seed, callbacks, device)
     opts = resolve(method, preset, steps, **options)
     if device is not None:
         y = y.to(device)
@@ -222,6 +263,7 @@ def solve(y: torch.Tensor, operator: Callable, prior, *, method: str = DEFAULT_M
     _check_inputs(y, operator, prior, c)
     _check_class_option(opts, prior, c)
     _check_finite(y)
+    _check_observes(y, operator, prior)
     seed = _fresh_seed() if seed is None else int(seed)
     G = prior.in_space(opts.space)
     loss_fn = build_loss(loss, prior=G, device=y.device)
