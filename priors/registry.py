@@ -264,17 +264,18 @@ def _explained(err: Exception, path: Path, family: Optional[str], hint) -> Value
         reason = " ".join(str(err).split())[:300] or "no details"
         why = (f"cannot load {path} as {what} ({type(err).__name__}: {reason}); pass a state dict "
                "file saved with torch.save")
-    tip = f" (the file looks like {hint}: pass family={hint.family!r}, or leave family out to detect it)"
-    return ValueError(why + (tip if hint is not None else ""))
+    tip = "" if hint is None else (f" (the file looks like {hint}: pass family={hint.family!r}, or leave "
+                                   "family out to detect it)")
+    return ValueError(why + tip)
 
 
 def _other_family(path: Path, family: str):
     """The detected layout of ``path`` when it is not ``family``'s (a hint for a wrong family=)."""
     try:
         found = detect(path)
-    except ValueError:
+    except (ValueError, *_UNREADABLE):  # not a layout detect knows, or not a checkpoint at all
         return None
-    return found if found.family != family else None
+    return found if found is not None and found.family != family else None
 
 
 def _status(name: str, entry: dict):
