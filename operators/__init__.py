@@ -31,7 +31,8 @@ from .noise import GaussianNoise, PoissonNoise
 from .resample import Downsample
 from .single_pixel import SinglePixel
 from .spec import from_spec
+from .weighted import Weighted, poisson_whitening
 
 __all__ = ["LinearOperator", "ComposedOperator", "Mask", "Downsample", "Grayscale", "CompressedSensing",
            "Matrix", "from_callable", "CallableOperator", "PartialFourier", "SinglePixel", "from_deepinv",
-           "GaussianNoise", "PoissonNoise", "masks", "from_spec", "draw_seed"]
+           "GaussianNoise", "PoissonNoise", "masks", "from_spec", "draw_seed", "Weighted", "poisson_whitening"]

@@ -224,9 +224,10 @@ def damped(x: torch.Tensor, y: torch.Tensor, operator, lam: Lam, *, tol: Optiona
 
 
 @torch.no_grad()
-def noise_lambda(x: torch.Tensor, y: torch.Tensor, operator, sigma: float, *, probes: int = 8,
+def noise_lambda(x: torch.Tensor, y: torch.Tensor, operator, sigma, *, probes: int = 8,
                  seed: int = 0) -> torch.Tensor:
     """``λ = σ² / τ̂²`` per sample ``(B,)``: the rule behind :func:`damped` (empirical Bayes).
+    ``sigma``: a float, or ``(B,)`` one noise std per sample.
 
     Model: ``x_true = x + e`` with white prior error ``e ~ N(0, τ² I)`` and white noise of std
     ``sigma`` on every observed entry. Then ``E |r|² = τ² tr(A A*) + m σ²`` for the residual
@@ -238,7 +239,12 @@ def noise_lambda(x: torch.Tensor, y: torch.Tensor, operator, sigma: float, *, pr
     ``tr(A A*)`` is exact for a diagonal gram, else Hutchinson's estimate ``mean |A v|²`` over
     ``probes`` seeded Rademacher images ``v``.
     """
-    if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not math.isfinite(sigma) or sigma < 0:
+    if isinstance(sigma, torch.Tensor):  # one noise std per sample (B,)
+        if sigma.shape != (x.shape[0],) or not bool(torch.isfinite(sigma).all() and (sigma >= 0).all()):
+            raise ValueError(f"sigma as a tensor must hold one finite std >= 0 per sample ({x.shape[0]},), "
+                             f"got {tuple(sigma.shape)}")
+        sigma = sigma.detach().double().to(x.device)
+    elif isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not math.isfinite(sigma) or sigma < 0:
         raise ValueError(f"sigma must be a finite number >= 0 (the noise std of y), got {sigma!r}")
     ax = _check_inputs(x, y, operator)
     r = (y.to(ax) - ax).double()
@@ -250,10 +256,10 @@ def noise_lambda(x: torch.Tensor, y: torch.Tensor, operator, sigma: float, *, pr
     else:
         trace = _hutchinson_trace(operator, x, probes, seed)
         energy, m = r.square().flatten(1).sum(1), torch.full_like(trace, r[0].numel())
-    if sigma == 0:
-        return torch.zeros_like(trace).to(x.dtype)
+    sigma = torch.as_tensor(sigma, dtype=torch.float64, device=trace.device).expand_as(trace)
     tau2 = (energy - m * sigma ** 2).clamp_min(0) / trace.clamp_min(1e-300)
     lam = torch.where(tau2 > 0, sigma ** 2 / tau2.clamp_min(1e-300), torch.full_like(tau2, math.inf))
+    lam = torch.where(sigma == 0, torch.zeros_like(lam), lam)
     return lam.to(x.dtype)
 
 

@@ -40,15 +40,13 @@ class Stopping:
     """When a row of an Adam phase stops (its parameters freeze; the phase ends once all rows
     have stopped, or its steps or the solve's budget are spent).
 
-    tol: converged: its loss is below ``tol`` (an exact fit).
-    floor: at its noise floor: its loss is below ``floor`` (``sigma**2`` times the discrepancy
-        factor when the noise level is known, else 0).
+    tol: converged: its loss is below ``tol`` (an exact fit), or below its row's noise floor
+        (``Rows.floor``: ``sigma**2`` when the noise level is known, else 0).
     window, rtol: stalled: its best loss fell by less than ``rtol`` (relative) over the last
         ``window`` steps (a local minimum, or the floor of an observation no code fits).
     """
 
     tol: float = 1e-12
-    floor: float = 0.0
     window: int = 40
     rtol: float = 1e-3
 
@@ -178,9 +176,11 @@ class Tracker:
 class _Stopper:
     """Which rows of an Adam phase have stopped (see :class:`Stopping`)."""
 
-    def __init__(self, n: int, rule: Stopping, device):
+    def __init__(self, n: int, rule: Stopping, floor: Optional[torch.Tensor], device):
         self.rule = rule
         self.best = torch.full((n,), float("inf"), device=device)
+        self.below = torch.full((n,), rule.tol, device=device) if floor is None else \
+            floor.to(device=device, dtype=self.best.dtype).clamp(min=rule.tol)
         self.past = deque(maxlen=rule.window + 1)
         self.stopped = torch.zeros(n, dtype=torch.bool, device=device)
 
@@ -188,7 +188,7 @@ class _Stopper:
         r = self.rule
         self.best = torch.where(ok & (fit < self.best), fit.to(self.best), self.best)
         self.past.append(self.best)
-        self.stopped |= self.best < max(r.tol, r.floor)
+        self.stopped |= self.best < self.below
         if len(self.past) == self.past.maxlen:
             self.stopped |= self.best > (1 - r.rtol) * self.past[0]
         return self.stopped
@@ -206,7 +206,7 @@ def optimize(param, rows: Rows, loss_fn, *, steps: int, lrs_at, betas, penalty: 
     leaves = [p for ps in groups.values() for p in ps]
     opt = MaskedAdam(groups, betas)
     n = leaves[0].shape[0]
-    stopper = _Stopper(n, stopping, leaves[0].device) if stopping is not None else None
+    stopper = _Stopper(n, stopping, rows.floor, leaves[0].device) if stopping is not None else None
     for t in range(steps):
         if tracker.left(rows) < rows.group:
             break

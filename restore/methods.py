@@ -63,7 +63,7 @@ def _schedule(o, steps: int, peaks: dict):
 
 
 def _stopping(problem: Problem, o) -> Stopping:
-    return Stopping(tol=o.tol, floor=problem.floor, window=o.stall_window, rtol=o.stall_rtol)
+    return Stopping(tol=o.tol, window=o.stall_window, rtol=o.stall_rtol)
 
 
 def _adam(problem: Problem, o, tracker: Tracker, param, rows: Rows, steps: int, lrs) -> torch.Tensor:
@@ -112,7 +112,7 @@ def _refine(problem: Problem, o, tracker: Tracker, z, rows: Rows, c, steps=None)
 
     if tracker.left(rows) >= step_cost:
         levenberg_marquardt(f, z, rows.y, o.refine_steps if steps is None else steps, on_step=on_step,
-                            cg_iters=o.cg_iters, tol=max(o.tol, problem.floor), jacobian=o.jacobian)
+                            cg_iters=o.cg_iters, tol=rows.floor.clamp(min=o.tol).to(z.dtype), jacobian=o.jacobian)
 
 
 # ----------------------------------------------------------------------------- latent
@@ -134,7 +134,7 @@ def _run_latent(problem: Problem, o, tracker: Tracker, pool: Pool) -> None:
         tracker.phase("latent" if attempt == 0 else f"restart {attempt}")
         before = tracker.best_loss[todo].clone() if attempt else None
         spread = _attempt(problem, o, tracker, pool, pool.order[todo, first:first + m], todo)
-        stuck = _stuck(problem, o, tracker.best_loss[todo], spread, before)
+        stuck = _stuck(problem.floor[todo], o, tracker.best_loss[todo], spread, before)
         todo = todo[stuck]
         if len(todo) == 0:
             return
@@ -142,17 +142,16 @@ def _run_latent(problem: Problem, o, tracker: Tracker, pool: Pool) -> None:
         _lm_starts(problem, o, tracker, pool, todo)
 
 
-def _stuck(problem: Problem, o, loss, spread, before) -> torch.Tensor:
-    """``(S,)`` which samples go on to another start: not done (an exact fit below ``tol`` or
-    at the noise floor), and with evidence that another start can reach a lower loss: with a
+def _stuck(floor, o, loss, spread, before) -> torch.Tensor:
+    """``(S,)`` which samples (noise floors ``floor`` ``(S,)``, best losses ``loss``) go on to
+    another start: not done (an exact fit below ``tol`` or at the noise floor), and with evidence that another start can reach a lower loss: with a
     known noise level, a loss far (``spread`` times) above the floor; else, after the first
     attempt, parallel starts that ended ``spread`` times apart (``spread`` True), and after a
     restart, a restart that lowered the loss by more than 10%."""
-    done = loss <= max(o.tol, problem.floor)
-    if problem.floor > 0:
-        return ~done & (loss > o.spread * problem.floor)
+    floor = floor.to(loss)
+    done = loss <= floor.clamp(min=o.tol)
     evidence = spread if before is None else loss < 0.9 * before
-    return ~done & evidence
+    return ~done & torch.where(floor > 0, loss > o.spread * floor, evidence)
 
 
 def _lm_starts(problem: Problem, o, tracker: Tracker, pool: Pool, todo) -> None:
@@ -166,7 +165,7 @@ def _lm_starts(problem: Problem, o, tracker: Tracker, pool: Pool, todo) -> None:
         cs = pool.start_classes(problem, pool.order[todo, j:j + 1], todo)
         _refine(problem, o, tracker, pool.z[pool.order[todo, j]], problem.rows(todo),
                 None if cs is None else _class_code(o, problem.G, cs[:, 0]), steps=o.lm_steps)
-        todo = todo[tracker.best_loss[todo] > max(o.tol, problem.floor)]
+        todo = todo[tracker.best_loss[todo] > problem.floor[todo].to(tracker.best_loss).clamp(min=o.tol)]
         if len(todo) == 0 or tracker.left(problem.rows(todo)) < _step_cost(problem, o):
             break
 

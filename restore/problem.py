@@ -27,8 +27,9 @@ class Problem:
     y: observations ``(B, ...)`` (detached). operator: ``(B, C, H, W) -> (B, ...)``.
     loss: ``(A(G(.)), y) -> (B,)`` data-fit loss. seed: the solve's seed.
     c: class labels ``(B,)`` / ``(B, n_classes)`` for a conditional prior, or None.
-    floor: the data-fit loss at which a sample is at its noise floor (``sigma**2`` for Gaussian
-        noise of std ``sigma`` and the MSE loss: the discrepancy principle), 0 when unknown.
+    floor: ``(B,)`` the data-fit loss at which each sample is at its noise floor (``sigma**2``
+        for Gaussian noise of std ``sigma`` and the MSE loss: the discrepancy principle), 0 when
+        unknown (None: zeros).
     held: self-validation: ``(operator, y)`` of the held-out entries (``y`` and ``operator``
         then see only the fitted ones); every iterate is scored by its held-out MSE and the
         best-scoring one is kept. None: iterates are kept by their data fit.
@@ -40,8 +41,13 @@ class Problem:
     loss: Callable
     seed: int
     c: Optional[torch.Tensor] = None
-    floor: float = 0.0
+    floor: Optional[torch.Tensor] = None
     held: Optional[Tuple[Callable, torch.Tensor]] = None
+
+    def __post_init__(self):
+        floor = torch.zeros(self.y.shape[0], dtype=torch.float64) if self.floor is None else self.floor
+        object.__setattr__(self, "floor", torch.as_tensor(floor, dtype=torch.float64).to(self.y.device)
+                           .expand(self.y.shape[0]).clone())
 
     @property
     def batch(self) -> int:
@@ -51,9 +57,10 @@ class Problem:
         """The view of samples ``idx`` ``(S,)`` (None: all, in order), ``group`` rows each."""
         ops = [(self.operator, self.y)] + ([self.held] if self.held is not None else [])
         views = [self._view(op, y, idx, group) for op, y in ops]
+        floor = (self.floor if idx is None else self.floor.index_select(0, idx)).repeat_interleave(group)
         if idx is not None and len(idx) == self.batch:  # every sample: tracked as the whole batch
             idx = None
-        return Rows(idx, group, views[0][1], views[0][0], views[1] if len(views) > 1 else None)
+        return Rows(idx, group, views[0][1], views[0][0], views[1] if len(views) > 1 else None, floor)
 
     def _view(self, op, y, idx, group):
         if idx is not None:
@@ -68,13 +75,15 @@ class Rows:
     """Rows of a sub-problem: samples ``idx`` ``(S,)`` of the solve (None: all ``B``), each
     repeated ``group`` times (consecutive rows); ``y`` ``(S * group, ...)`` their observations
     and ``operator`` their operator ``(S * group, C, H, W) -> (S * group, ...)``; ``held`` the
-    same view ``(operator, y)`` of the held-out entries (self-validation), or None."""
+    same view ``(operator, y)`` of the held-out entries (self-validation), or None; ``floor``
+    ``(S * group,)`` each row's noise floor."""
 
     idx: Optional[torch.Tensor]
     group: int
     y: torch.Tensor
     operator: Callable
     held: Optional[Tuple[Callable, torch.Tensor]] = None
+    floor: Optional[torch.Tensor] = None  # (S * group,) each row's noise floor
 
     def held_score(self, image: torch.Tensor) -> Optional[torch.Tensor]:
         """``(R,)`` held-out MSE of ``image`` ``(R, C, H, W)``, or None without self-validation."""

@@ -26,6 +26,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
@@ -39,7 +40,8 @@ from operators import LinearOperator
 
 from .consistency import apply_consistency
 from .holdout import Restricted, holdout
-from .losses import build_loss
+from .losses import build_loss, mse
+from .noise_model import estimate_sigma, noise_model
 from .loop import StepState, StopSolve, Tracker
 from .methods import SOLVERS
 from .problem import Problem
@@ -57,6 +59,8 @@ class Result:
     prior_image: ``(B, C, H, W)`` in ``[0, 1]``, the prior's own image of that iterate.
     loss: ``(B,)`` its data-fit loss. best_step: ``(B,)`` the step it was reached at.
     held_loss: ``(B,)`` its held-out MSE with ``validate``, else None.
+    sigma: ``(B,)`` the noise std the solve used (given, estimated with ``sigma="auto"``, or 1 in
+        the whitened space of ``noise="poisson"``), else None.
     latents: ``{name: (B, ...)}`` codes of the best iterate (``z``; or ``codes``, ``importance``
         and maybe ``tail`` for mgan; with ``optimize_class`` also ``class``, the class vector
         ``(B, n_classes)`` of probabilities). history: ``(steps run, B)`` data-fit loss at each step.
@@ -79,6 +83,7 @@ class Result:
     stopped_early: bool = False
     prior_image: Optional[torch.Tensor] = None
     held_loss: Optional[torch.Tensor] = None
+    sigma: Optional[torch.Tensor] = None
 
 
 
@@ -195,19 +200,6 @@ def _noise_fixed(G, seed: int):
             G.set_noise(saved)
 
 
-def _noise_floor(sigma: Optional[float], loss_fn) -> float:
-    """The MSE data-fit floor ``sigma**2`` of Gaussian noise of std ``sigma`` (0 when None)."""
-    if sigma is None:
-        return 0.0
-    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not sigma >= 0 or sigma == float("inf"):
-        raise ValueError(f"sigma must be a finite number >= 0 (the noise std of y), got {sigma!r}")
-    from .losses import mse
-
-    if loss_fn is not mse and sigma > 0:
-        raise ValueError("sigma sets the MSE noise floor; it needs loss='mse' (the default)")
-    return float(sigma) ** 2
-
-
 def _fresh_seed() -> int:
     return int(torch.Generator().seed() % (2 ** 31))
 
@@ -215,7 +207,7 @@ def _fresh_seed() -> int:
 def solve(y: torch.Tensor, operator: Callable, prior, *, method: str = DEFAULT_METHOD, steps: Optional[int] = None,
           seed: Optional[int] = None, device=None, loss=None, callbacks: Sequence[Callable] = (),
           progress: bool = True, preset: str = "default", c: Optional[torch.Tensor] = None,
-          sigma: Optional[float] = None, **options) -> Result:
+          sigma=None, noise: str = "gaussian", gain: Optional[float] = None, **options) -> Result:
     """Restore the images behind observations ``y`` by inverting the GAN ``prior``.
 
     Args:
@@ -240,8 +232,13 @@ def solve(y: torch.Tensor, operator: Callable, prior, *, method: str = DEFAULT_M
             with the latent (as DGP does), starting from ``c`` or, when ``c`` is None, from the
             class of each sample's best-fitting random (latent, class) initial pair.
         sigma: the std of Gaussian noise in ``y``, if known: a sample stops at its noise floor
-            (data-fit MSE ``sigma**2``, the discrepancy principle) and never pays for restarts
-            there. Needs the MSE loss.
+            (data-fit MSE ``sigma**2``, the discrepancy principle), never pays for restarts
+            there, and the returned image is made consistent with the damped form. ``"auto"``
+            estimates it per sample from the residual floor of a quick ``latent`` ``fast`` fit
+            (:func:`restore.noise_model.estimate_sigma`). Needs the MSE loss.
+        noise, gain: ``"gaussian"`` (default) or ``"poisson"`` with ``gain`` counts per unit
+            intensity (``y = Poisson(gain * A x) / gain``): the fit is whitened per entry
+            (:mod:`restore.noise_model`).
         **options: fields of the method's options dataclass; unknown names raise ``TypeError``.
 
     Returns:
@@ -267,8 +264,11 @@ def solve(y: torch.Tensor, operator: Callable, prior, *, method: str = DEFAULT_M
     seed = _fresh_seed() if seed is None else int(seed)
     G = prior.in_space(opts.space)
     loss_fn = build_loss(loss, prior=G, device=y.device)
-    y_fit, op_fit, held = _validation_split(y.detach(), operator, opts.validate, seed)
-    problem = Problem(G, y_fit, op_fit, loss_fn, seed, c, floor=_noise_floor(sigma, loss_fn), held=held)
+    model = noise_model(y.detach(), operator, sigma, noise, gain, mse_loss=loss_fn is mse)
+    if sigma == "auto":
+        model = dataclasses.replace(model, sigma=_auto_sigma(model, prior, seed, c, opts.space))
+    y_fit, op_fit, held = _validation_split(model.y, model.operator, opts.validate, seed)
+    problem = Problem(G, y_fit, op_fit, loss_fn, seed, c, floor=model.floor, held=held)
     solver, stopped = SOLVERS[method], False
     with _noise_fixed(G, seed), tqdm(total=opts.steps, disable=not progress, desc=f"restore[{method}]",
                                      leave=False) as bar:
@@ -282,11 +282,21 @@ def solve(y: torch.Tensor, operator: Callable, prior, *, method: str = DEFAULT_M
         tracker.finish()
     history = torch.stack(tracker.history) if tracker.history else torch.zeros(0, y.shape[0])
     prior_image = tracker.image.clamp(0, 1)
-    return Result(image=_consistent(prior_image, y.detach(), operator, opts.consistency, sigma),
+    return Result(image=_consistent(prior_image, model, opts.consistency),
                   loss=tracker.kept_fit, best_step=tracker.best_step, latents=dict(state), history=history,
-                  options={"method": method, "seed": seed, "loss": loss, "sigma": sigma, **as_dict(opts)},
+                  options={"method": method, "seed": seed, "loss": loss, "sigma": sigma, "noise": noise,
+                           "gain": gain, **as_dict(opts)},
                   finetuned=finetuned, nonfinite_steps=tracker.nonfinite, stopped_early=stopped,
-                  prior_image=prior_image, held_loss=tracker.best_score if held is not None else None)
+                  prior_image=prior_image, held_loss=tracker.best_score if held is not None else None,
+                  sigma=model.sigma)
+
+
+def _auto_sigma(model, prior, seed: int, c, space: str) -> torch.Tensor:
+    """``(B,)`` noise std from the residual floor of a quick ``latent`` ``fast`` fit."""
+    quick = solve(model.y, model.operator, prior, method="latent", preset="fast", seed=seed, c=c, space=space,
+                  progress=False, consistency="none")
+    entries = int(model.y[0].numel())
+    return estimate_sigma(quick.loss, entries, int(torch.tensor(prior.in_space(space).latent_shape).prod()))
 
 
 def _validation_split(y, operator, fraction: float, seed: int):
@@ -304,12 +314,14 @@ def _validation_split(y, operator, fraction: float, seed: int):
 
 
 @torch.no_grad()
-def _consistent(x, y, operator, mode: str, sigma: Optional[float]):
-    """The image ``x`` made consistent with ``y`` (``mode`` of ``consistency``), in ``[0, 1]``."""
+def _consistent(x, model, mode: str):
+    """The image ``x`` made consistent with the observation of ``model`` (``mode`` of
+    ``consistency``), in ``[0, 1]``."""
+    noisy = model.sigma is not None and bool((model.sigma > 0).any())
     if mode == "auto":
-        mode = "none" if not isinstance(operator, LinearOperator) else ("damped" if sigma else "project")
+        mode = "none" if not isinstance(model.operator, LinearOperator) else ("damped" if noisy else "project")
     if mode == "none":
         return x
-    if mode == "damped" and not sigma:
-        raise ValueError("consistency='damped' needs the noise level: pass sigma > 0")
-    return apply_consistency(x, y, operator, mode, sigma=sigma, clamp=True)
+    if mode == "damped" and not noisy:
+        raise ValueError("consistency='damped' needs the noise level: pass sigma > 0 (or noise='poisson')")
+    return apply_consistency(x, model.y, model.operator, mode, sigma=model.sigma if noisy else None, clamp=True)
