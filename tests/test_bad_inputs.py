@@ -299,6 +299,7 @@ def test_cli_bad_input(case, inputs, tmp_path, capsys, monkeypatch, read_only):
     for needle in case.needles:
         assert needle in lines[0], lines[0]
     assert snapshot(inputs, out) == before, "files were written"
+    assert stdout == "", f"a refused command prints nothing on stdout: {stdout!r}"
 
 
 # ----------------------------------------------------------------------------- accepted, with a warning
