@@ -33,7 +33,8 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 def execute(path: Path, timeout: int = 1200) -> tuple:
     """``(executed notebook, seconds per code cell)``: run in the notebook's own folder."""
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
     seconds = []
     with client.setup_kernel():
         for i, cell in enumerate(nb.cells):

@@ -18,7 +18,8 @@ def _seeded(net: nn.Module, seed: int) -> nn.Module:
     with torch.no_grad():
         for name, t in net.state_dict().items():
             if t.is_floating_point():
-                t.copy_(torch.rand(t.shape, generator=gen) + 0.5 if "var" in name else 0.2 * torch.randn(t.shape, generator=gen))
+                noise = torch.randn(t.shape, generator=gen)
+                t.copy_(noise.abs() + 0.5 if "var" in name else 0.2 * noise)
     return net
 
 
@@ -128,7 +129,8 @@ BAD = {  # name: (make the file, error message pattern)
     "mlp-discriminator": (lambda t: _write(t, "mlp-discriminator"), "looks like a discriminator"),
     "biggan-pytorch-discriminator": (lambda t: FIXTURES / "biggan/bgp/D.pth", "looks like a discriminator"),
     "ambiguous": (_merged_stylegan2, "ambiguous: it matches stylegan2 \\(rosinality.*stylegan2 \\(NVlabs"),
-    "pickled-code": (lambda t: torch.save(_Evil(), t / "evil.pt") or t / "evil.pt", "not loaded, as that would run code"),
+    "pickled-code": (lambda t: torch.save(_Evil(), t / "evil.pt") or t / "evil.pt",
+                     "not loaded, as that would run code"),
     "empty-folder": (lambda t: t, "folder without pytorch_model.bin"),
 }
 
