@@ -378,6 +378,7 @@ def _solve(y, op, G, **kw):
 
 
 D2 = Downsample(2)
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 API_CASES: Sequence[ApiCase] = [
     A("y-a-list", lambda G, x: _solve([[0.5]], D2, G), TypeError, "y must be a torch tensor", "list"),
     A("y-integer", lambda G, x: _solve((D2(x) * 255).long(), D2, G), ValueError, "float tensor"),
@@ -424,6 +425,24 @@ API_CASES: Sequence[ApiCase] = [
     A("load-not-a-checkpoint", lambda G, x: priors.load(__file__, family="dcgan"), ValueError, "cannot load",
       "test_bad_inputs.py"),
     A("load-not-a-checkpoint-detected", lambda G, x: priors.load(__file__), ValueError, "test_bad_inputs.py"),
+    # a path without family: the family is detected from the keys (priors/detect.py; tests/test_detect.py)
+    A("load-unknown-layout", lambda G, x: priors.load(FIXTURES / "pggan/pggan_tiny32_reference.pt"), ValueError,
+      "matches no supported generator layout", "Looked for: biggan", "stylegan2 (rosinality)", "mlp (MLP)"),
+    A("load-discriminator", lambda G, x: priors.load(FIXTURES / "biggan/bgp/D.pth"), ValueError,
+      "looks like a discriminator", "pass the generator's file"),
+    A("load-folder-without-checkpoint", lambda G, x: priors.load(FIXTURES / "pggan"), ValueError,
+      "folder without pytorch_model.bin + config.json", "G_ema.pth"),
+    A("load-folder-wrong-family", lambda G, x: priors.load(FIXTURES / "biggan/deep", family="pggan"), ValueError,
+      "only family 'biggan' loads a folder"),
+    A("load-wrong-family", lambda G, x: priors.load(FIXTURES / "pggan/pggan_gandissect16.pth", family="dcgan"),
+      ValueError, "looks like family 'pggan'", "pass family='pggan'"),
+    A("load-wrong-family-biggan", lambda G, x: priors.load(FIXTURES / "pggan/pggan_gandissect16.pth",
+                                                            family="biggan"), ValueError, "config.json", "'pggan'"),
+    A("load-wrong-family-weights-only", lambda G, x: priors.load(FIXTURES / "stylegan2/tiny_rosinality.pt",
+                                                                  family="mlp"), ValueError,
+      "objects other than tensors", "looks like family 'stylegan2'"),
+    A("load-wrong-family-unknown-layout", lambda G, x: priors.load(FIXTURES / "pggan/pggan_tiny32_reference.pt",
+                                                                    family="biggan"), ValueError, "config.json"),
 ]
 
 

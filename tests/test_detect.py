@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import priors
-from priors.detect import detect
+from priors.detect import detect, read_checkpoint
 from restore.cli.common import load_prior
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -116,22 +116,20 @@ class _Evil:
 
 
 def _merged_stylegan2(tmp: Path) -> Path:
-    ros = torch.load(FIXTURES / "stylegan2/tiny_rosinality.pt", weights_only=False)
+    ros = read_checkpoint(FIXTURES / "stylegan2/tiny_rosinality.pt")
     nv = torch.load(FIXTURES / "stylegan2/nvlabs_tiny_state_dicts.pt", weights_only=True)
     torch.save({"g_ema": ros["g_ema"], **nv}, tmp / "both.pt")
     return tmp / "both.pt"
 
 
-BAD = {  # name: (make the file, error message pattern)
+BAD = {  # name: (make the file, error message pattern); more rows (fixture files) in test_bad_inputs.py
     "not-a-checkpoint": (lambda t: (t / "x.pt").write_bytes(b"x") and t / "x.pt", "not a PyTorch checkpoint"),
     "unknown-layout": (lambda t: torch.save({"w": torch.zeros(2)}, t / "u.pt") or t / "u.pt",
                        "matches no supported generator layout.*Looked for: biggan.*stylegan2.*pggan.*dcgan.*mlp"),
     "mlp-discriminator": (lambda t: _write(t, "mlp-discriminator"), "looks like a discriminator"),
-    "biggan-pytorch-discriminator": (lambda t: FIXTURES / "biggan/bgp/D.pth", "looks like a discriminator"),
     "ambiguous": (_merged_stylegan2, "ambiguous: it matches stylegan2 \\(rosinality.*stylegan2 \\(NVlabs"),
     "pickled-code": (lambda t: torch.save(_Evil(), t / "evil.pt") or t / "evil.pt",
                      "not loaded, as that would run code"),
-    "empty-folder": (lambda t: t, "folder without pytorch_model.bin"),
 }
 
 
@@ -142,18 +140,3 @@ def test_undetectable_checkpoints_are_clear_errors(kind, tmp_path):
     with pytest.raises(ValueError, match=pattern):
         priors.load(path)
     assert _SENTINEL == []
-
-
-def test_folder_with_a_family_that_needs_a_file(tmp_path):
-    with pytest.raises(ValueError, match="only family 'biggan' loads a folder"):
-        priors.load(FIXTURES / "biggan/deep", family="pggan")
-
-
-@pytest.mark.parametrize("path,family,detected", [
-    ("pggan/pggan_gandissect16.pth", "dcgan", "pggan"),        # the loader's own ValueError
-    ("pggan/pggan_gandissect16.pth", "biggan", "pggan"),       # no config.json beside it
-    ("stylegan2/tiny_rosinality.pt", "mlp", "stylegan2"),      # args Namespace: weights-only load fails
-])
-def test_wrong_family_is_a_value_error_naming_the_detected_one(path, family, detected):
-    with pytest.raises(ValueError, match=f"looks like family '{detected}'.*pass family='{detected}'"):
-        priors.load(FIXTURES / path, family=family)
