@@ -251,7 +251,7 @@ def _solve_chunk(cfg: BatchConfig, chunk: List[_Item], G, device, shard: Path, r
     images = result.image.detach().cpu()
     if cfg.keep_observed:
         images = keep_observed(chunk[0].op, y.cpu(), images)
-    baseline = _baseline(chunk, y.cpu(), G) if chunk[0].truth is not None else None
+    baseline = _baseline(chunk, y, G) if chunk[0].truth is not None else None
     for j, it in enumerate(chunk):
         save_image(images[j:j + 1], it.out)
         rec = dict(input=str(it.path), output=str(it.out), status="ok", seconds=round(per_image, 4),
@@ -272,8 +272,10 @@ def _scores(x: torch.Tensor, truth: torch.Tensor) -> dict:
 
 
 def _baseline(chunk: List[_Item], y: torch.Tensor, G) -> Tuple[str, torch.Tensor]:
-    """The task's classical reconstruction of the chunk's observations (its name, ``(B, C, H, W)``)."""
-    return classical_baseline(chunk[0].op.to("cpu"), y, (G.channels, G.resolution, G.resolution))
+    """The task's classical reconstruction of the chunk's observations ``y`` (on the solve's device,
+    as its operator): its name and ``(B, C, H, W)`` on the CPU."""
+    name, image = classical_baseline(chunk[0].op, y, (G.channels, G.resolution, G.resolution))
+    return name, image.cpu()
 
 
 def _record_error(shard: Path, path: Path, err: Exception, rank: int) -> None:
