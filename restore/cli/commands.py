@@ -100,13 +100,20 @@ def run_restore(args, task: str) -> int:
             _compare_figure(temps[1], op, y, image, truth, G)
         if std_path:
             save_image(std_map, temps[-1], atomic=False)
+    _summarize(args, task, console, out, seconds, metrics, extra, dict(keep_observed=keep, device=str(device)))
+    return 0
+
+
+def _summarize(args, task: str, console: Console, out: Path, seconds: float, metrics: dict, extra: dict,
+               options: dict) -> None:
+    """The one-line summary (and what else was written) on stdout, or the ``--json`` report."""
     summary = f"wrote {out} ({args.method}, {seconds:.1f} s" + (f", PSNR {metrics['psnr']:.2f} dB vs truth" if metrics else "") + ")"
     report = {"command": task, "output": str(out), "metrics": metrics, "seconds": round(seconds, 3),
               "options": dict(prior=args.prior, method=args.method, preset=args.preset, seed=args.seed,
-                              keep_observed=keep,
-                              device=str(device), solver=extra["solver"])}
+                              **options, solver=extra["solver"])}
     if "posterior" in extra:
         report["posterior"] = extra["posterior"]
+    std_path = getattr(args, "uncertainty", None)
     if std_path:
         report["uncertainty"] = str(std_path)
         summary += f"\nwrote {std_path} (posterior std / {extra['posterior']['std_max']:.4f})"
@@ -115,7 +122,6 @@ def run_restore(args, task: str) -> int:
         summary += f"\nwrote {args.compare}"
     console.info(summary)
     console.report(report)
-    return 0
 
 
 def check_outputs(*paths, npz: bool = False, inputs=()) -> list:
