@@ -221,7 +221,7 @@ class DgpOptions(_Common):
 
 METHODS = {"latent": LatentOptions, "mgan": MganOptions, "dgp": DgpOptions}
 """The registry of method names (and their options); :mod:`restore.methods` and the CLI read it."""
-DEFAULT_METHOD = "mgan"
+DEFAULT_METHOD = "dgp"
 PRESET_NAMES = ("fast", "default", "quality")
 
 
@@ -316,12 +316,15 @@ def resolve(method: str, preset: str = "default", steps: Optional[int] = None, *
 
 
 def _rescale(stages, steps: int) -> Tuple[Stage, ...]:
-    """Stages scaled so their steps sum to ``steps`` (each stage keeps at least one step)."""
+    """Stages scaled so their steps sum to exactly ``steps`` (largest-remainder rounding; with a
+    budget smaller than the number of stages, the late stages get none)."""
     stages = tuple(Stage(**s) if isinstance(s, dict) else s for s in stages)
     total = sum(s.steps for s in stages) or 1
-    out = [dataclasses.replace(s, steps=max(1, int(s.steps * steps / total))) for s in stages]
-    out[-1] = dataclasses.replace(out[-1], steps=max(1, steps - sum(s.steps for s in out[:-1])))
-    return tuple(out)
+    exact = [s.steps * steps / total for s in stages]
+    counts = [int(e) for e in exact]
+    for i in sorted(range(len(stages)), key=lambda i: counts[i] - exact[i])[:steps - sum(counts)]:
+        counts[i] += 1
+    return tuple(dataclasses.replace(s, steps=n) for s, n in zip(stages, counts))
 
 
 def as_dict(opts) -> dict:

@@ -205,9 +205,9 @@ def test_demo_pipeline_on_a_tiny_prior(tmp_path):
     G = dcgan.tiny()
     truth = G(G.sample_latents(1, seed=3)).detach()
     small = {"inpaint": dict(size=6), "cs": dict(m=200)}  # the demo's options, scaled to 16x16
-    tasks = [demo.DemoTask(t.label, dataclasses.replace(t.options, **small.get(t.options.task, {})), t.method, 3)
+    tasks = [demo.DemoTask(t.label, dataclasses.replace(t.options, **small.get(t.options.task, {})))
              for t in demo.DEMO_TASKS]
-    rows = demo.demo_rows(G, truth, tasks=tasks)
+    rows = demo.demo_rows(G, truth, tasks=tasks, steps=3)
     assert [r["task"] for r in rows] == ["inpaint", "superres", "colorize", "cs"]
     assert all(np.isfinite(r["psnr"]) and np.isfinite(r["baseline_psnr"]) for r in rows)
     fig = demo._figure(rows, truth, tmp_path / "demo.png")
