@@ -102,7 +102,7 @@ def timed(fn):
 def run_cell(G, op, x, sigma: float, args) -> dict:
     """One table row's figures for targets ``x`` under ``op`` with noise ``sigma``."""
     y, B, shape = observe(op, x, sigma), x.shape[0], tuple(x.shape[1:])
-    floor = {"restart_above": 2 * sigma ** 2} if sigma > 0 else {}
+    floor = {"sigma": sigma} if sigma > 0 else {}
     res, t_solve = timed(lambda: restore.solve(y, op, G, method="latent", preset=args.preset, seed=SOLVE_SEED,
                                                progress=False, **floor))
     row = {"solve dB": psnr(res.image, x).mean().item(), "solve s/img": t_solve / B}
