@@ -6,8 +6,9 @@ real and imaginary part) and noise std ``sigma``, on
 
 * ``inrange`` targets ``G(z*)`` (latents from a fixed seed, distinct from the solver's), where the
   prior is exactly right and the ``mean +- 2 std`` band should cover about 95% of the pixels;
-* ``real`` targets: for ``mlp-mnist28`` the handwritten digits of ``sklearn.datasets.load_digits``
-  (8x8, 16 grey levels; upsampled to 20x20 and centred in 28x28 as MNIST digits are); for
+* ``real`` targets: for ``mlp-mnist28`` the handwritten digits that scikit-learn ships
+  (``sklearn/datasets/data/digits.csv.gz``, UCI optdigits, 8x8 with 17 grey levels; upsampled to
+  20x20 and centred in 28x28 as MNIST digits are; skipped when scikit-learn is absent); for
   ``dcgan-digiface64`` the real faces of ``benchmarks/data/real/in-domain`` when present;
 
 it reports the PSNR of one ``restore.solve`` (``latent``), of the posterior mean of
@@ -24,6 +25,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import platform
 import sys
@@ -61,9 +63,12 @@ def load_prior(name: str):
 def real_targets(G, n: int):
     """Up to ``n`` real images shaped like the prior's outputs, or None when none ship."""
     if G.resolution == 28 and G.channels == 1:
-        from sklearn.datasets import load_digits
-
-        digits = torch.from_numpy(load_digits().images[:n]).float()[:, None] / 16.0
+        spec = importlib.util.find_spec("sklearn")  # its digits file, read without importing sklearn
+        path = Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz" if spec else None
+        if path is None or not path.exists():
+            return None
+        rows = np.loadtxt(path, delimiter=",")[:n, :64]  # 8x8 pixels (0..16) then the label
+        digits = torch.from_numpy(rows.reshape(-1, 1, 8, 8)).float() / 16.0
         up = F.interpolate(digits, size=(20, 20), mode="bilinear", align_corners=False).clamp(0, 1)
         return F.pad(up, (4, 4, 4, 4))
     folder = _HERE / "data" / "real" / "in-domain"
@@ -72,7 +77,7 @@ def real_targets(G, n: int):
 
         files = sorted(folder.glob("*.png"))[:n]
         imgs = [torch.from_numpy(np.asarray(Image.open(f).convert("RGB"), dtype=np.float32) / 255) for f in files]
-        return torch.stack(imgs).permute(0, 3, 1, 2) if imgs else None
+        return torch.stack(imgs).permute(0, 3, 1, 2) if imgs else None  # CS cares not for dev / heldout
     return None
 
 
