@@ -14,7 +14,9 @@ real and imaginary part) and noise std ``sigma``, on
 it reports the PSNR of one ``restore.solve`` (``latent``), of the posterior mean of
 ``restore.sample`` (``n`` samples, Langevin; not run at ``sigma = 0``, where the posterior is a
 point), of classical FISTA with DCT sparsity and of TV (``restore.classical``, lambda by held-out
-residual), the coverage of the ``mean +- 2 std`` band (fraction of pixels) and seconds per image.
+residual), the coverage of the ``mean +- 2 std`` band (fraction of pixels), how many targets'
+samples fit the data as the noise would (``Samples.consistent``: no wrong basin) and the coverage
+on those, and seconds per image.
 ``m >= n`` pixels is skipped. Prints a markdown table, written to ``--out``.
 
 Usage::
@@ -51,7 +53,8 @@ SHARED_MNIST = Path("/work/shared/weights/mnist-mlp-G--300.ckpt")
 KINDS = ("gaussian", "fourier")
 TARGETS = ("inrange", "real")
 COLUMNS = ["kind", "m", "sigma", "targets", "solve dB", "post. mean dB", "FISTA-DCT dB", "TV dB",
-           "±2std coverage", "solve s/img", "sample s/img", "classical s/img"]
+           "±2std coverage", "fit-consistent",
+           "their coverage", "solve s/img", "sample s/img", "classical s/img"]
 
 
 def load_prior(name: str):
@@ -114,8 +117,11 @@ def run_cell(G, op, x, sigma: float, args) -> dict:
     if sigma > 0 and args.samples > 0:
         post, t_sample = timed(lambda: restore.sample(y, op, G, n=args.samples, sigma=sigma, seed=SOLVE_SEED,
                                                       preset=args.preset, steps=args.langevin_steps))
-        inside = ((x - post.mean).abs() <= 2 * post.std).float().mean().item()
-        row.update({"post. mean dB": psnr(post.mean, x).mean().item(), "±2std coverage": inside,
+        inside = ((x - post.mean).abs() <= 2 * post.std).float().mean((1, 2, 3))
+        ok = post.consistent()
+        row.update({"post. mean dB": psnr(post.mean, x).mean().item(), "±2std coverage": inside.mean().item(),
+                    "fit-consistent": f"{int(ok.sum())}/{B}",
+                    "their coverage": inside[ok].mean().item() if bool(ok.any()) else None,
                     "sample s/img": t_sample / B})
     t0 = time.perf_counter()
     for name, reg in (("FISTA-DCT dB", "dct"), ("TV dB", "tv")):
@@ -133,7 +139,7 @@ def fmt(key: str, v) -> str:
         return str(int(v))
     if key == "sigma":
         return f"{v:g}"
-    if key == "±2std coverage":
+    if key in ("±2std coverage", "their coverage"):
         return f"{100 * v:.1f}%"
     return f"{v:.2f}" if "dB" in key else f"{v:.1f}"
 

@@ -65,8 +65,9 @@ class Samples:
         Bessel's correction; zeros when ``n == 1``).
     fit: ``(n, B)`` each sample's data fit, the mean squared residual ``mean((A(x) - y)^2)``
         (about ``sigma^2`` for a sample consistent with the noise).
-    options: what ran: ``strategy``, ``n``, ``sigma``, ``seed``, ``steps``, ``step_size`` (the
-        adapted Langevin step per observation, ``(B,)`` as a list) and the solve's options.
+    options: what ran: ``strategy``, ``n``, ``sigma``, ``m`` (measurements per observation),
+        ``seed``, ``steps``, ``step_size`` (the adapted Langevin step per observation, ``(B,)`` as
+        a list) and the solve's options.
     solve: the :class:`restore.Result` of the MAP-style solve (Langevin) or of the ensemble's
         batched solve (its batch is ``n * B``, sample ``i`` of observation ``b`` at row ``i * B + b``).
     acceptance: Langevin only: ``(B,)`` the fraction of accepted steps after adaptation; else None.
@@ -79,6 +80,14 @@ class Samples:
     options: dict
     solve: Result
     acceptance: Optional[torch.Tensor] = None
+
+    def consistent(self, k: float = 4.0) -> torch.Tensor:
+        """``(B,)`` bool: whether each observation's samples fit ``y`` as noise of std ``sigma``
+        would: mean ``fit`` below ``sigma^2 (1 + k sqrt(2 / m))`` for ``m`` measurements (a
+        ``k``-sigma chi-square bound). False flags a wrong basin of the latent space (the chains
+        explore only the basin the solve found): do not trust that observation's error bars."""
+        m, sigma = self.options["m"], self.options["sigma"]
+        return self.fit.mean(0) < sigma ** 2 * (1 + k * math.sqrt(2 / m))
 
 
 class _Tiled:
@@ -296,7 +305,7 @@ def sample(y: torch.Tensor, operator: Callable, prior, n: int = 16, *, sigma: fl
         images, res, acceptance, step_size = _langevin(y, operator, prior, n, float(sigma), gen, seed, steps,
                                                        progress, solve_options)
     mean, std, fit = _summary(images, y, _Tiled(operator, y.shape[0]))
-    options = {"strategy": strategy, "n": n, "sigma": float(sigma), "seed": seed, "method": method,
+    options = {"strategy": strategy, "n": n, "sigma": float(sigma), "m": y[0].numel(), "seed": seed, "method": method,
                "steps": steps if strategy == "langevin" else None,
                "step_size": None if step_size is None else step_size.tolist(), "solve": res.options}
     return Samples(samples=images, mean=mean, std=std, fit=fit, options=options, solve=res, acceptance=acceptance)

@@ -51,6 +51,8 @@ def test_langevin_fits_the_data_and_seeds_reproduce(problem):
     assert torch.allclose(a.fit, resid, rtol=1e-4, atol=1e-9)
     assert (a.fit < 10 * SIGMA ** 2).all()  # samples consistent with the noise, not random images
     assert ((a.acceptance > 0) & (a.acceptance <= 1)).all()
+    assert a.consistent().all() and a.options["m"] == 20
+    assert not a.consistent(k=-1e9).any()  # the bound is on the mean fit
 
 
 def test_n_equals_one(problem):
