@@ -129,6 +129,20 @@ def _check(y, prior, n, sigma, strategy, method, steps, max_dim) -> None:
                              f"entries, the prior's has {d}: raise max_dim or use strategy='ensemble'")
 
 
+def _check_start(start, strategy, prior, batch) -> None:
+    """Raise ``ValueError`` unless ``start`` is None or a latent solve of ``batch`` observations."""
+    if start is None:
+        return
+    if strategy != "langevin":
+        raise ValueError(f"start (a solve to begin from) serves strategy='langevin' only, got {strategy!r}")
+    z = getattr(start, "latents", {}).get("z") if isinstance(getattr(start, "latents", None), dict) else None
+    want = (batch, *prior.latent_shape)
+    if not isinstance(z, torch.Tensor) or tuple(z.shape) != want:
+        got = tuple(z.shape) if isinstance(z, torch.Tensor) else type(start).__name__
+        raise ValueError(f"start must be a restore.solve Result of method='latent' with latents['z'] {want}, "
+                         f"got {got}")
+
+
 def _draw(shape, gen: torch.Generator, like: torch.Tensor) -> torch.Tensor:
     return torch.randn(shape, generator=gen, dtype=torch.float64).to(device=like.device)
 
@@ -209,12 +223,13 @@ def _informed_draw(H, gen, like):
     return (vecs @ (scale * _draw(ev.shape, gen, like))[..., None])[..., 0]
 
 
-def _langevin(y, operator, prior, n, sigma, gen, seed, steps, progress, solve_options):
-    """MAP solve and mode polish, Laplace preconditioner, ``steps`` MALA steps on ``n`` chains per
-    observation started at the mode plus a draw in the data-informed directions."""
+def _langevin(y, operator, prior, n, sigma, gen, seed, steps, progress, solve_options, start=None):
+    """MAP solve (or ``start``) and mode polish, Laplace preconditioner, ``steps`` MALA steps on
+    ``n`` chains per observation started at the mode plus a draw in the data-informed directions."""
     B = y.shape[0]
     opts = {"sigma": sigma, **solve_options}
-    res = solve(y, operator, prior, method="latent", seed=seed, progress=progress, **opts)
+    res = start if start is not None else solve(y, operator, prior, method="latent", seed=seed,
+                                                progress=progress, **opts)
     G = prior.in_space("z")
     post1 = _Posterior(G, y, operator, sigma, 1)
     mode, H = _mode(post1, G, res.latents["z"].detach().double().flatten(1), operator, sigma, _MODE_ITERS)
@@ -261,7 +276,7 @@ def _quad(L: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 def sample(y: torch.Tensor, operator: Callable, prior, n: int = 16, *, sigma: float,
            strategy: str = "langevin", method: str = "latent", seed: Optional[int] = None, steps: int = 100,
            max_dim: int = 512, progress: bool = False, solve_steps: Optional[int] = None,
-           **solve_options) -> Samples:
+           start: Optional[Result] = None, **solve_options) -> Samples:
     """Draw ``n`` posterior samples per observation and their per-pixel mean and std.
 
     Args:
@@ -281,6 +296,8 @@ def sample(y: torch.Tensor, operator: Callable, prior, n: int = 16, *, sigma: fl
         max_dim: the largest latent the Langevin strategy accepts (it forms ``d x d`` matrices).
         progress: show the solve's progress bar.
         solve_steps: ``steps`` of the underlying :func:`restore.solve` (default: its preset's).
+        start: Langevin only: the :class:`restore.Result` of your own ``restore.solve(y, ...,
+            method="latent")`` of these observations, to start from instead of solving again.
         **solve_options: passed to :func:`restore.solve` (``preset``, ``steps``, ...). The solves
             get the noise level (``sigma``; ``sqrt(2) sigma`` for the perturbed copies of the
             ensemble), so samples stop at their noise floor.
@@ -294,6 +311,7 @@ def sample(y: torch.Tensor, operator: Callable, prior, n: int = 16, *, sigma: fl
             raises for ``y``, ``operator`` and ``prior`` that do not fit).
     """
     _check(y, prior, n, sigma, strategy, method, steps, max_dim)
+    _check_start(start, strategy, prior, y.shape[0])
     seed = int(torch.Generator().seed() % (2 ** 31)) if seed is None else int(seed)
     gen = torch.Generator().manual_seed(seed + 1)  # the solve uses ``seed`` itself
     if solve_steps is not None:
@@ -303,7 +321,7 @@ def sample(y: torch.Tensor, operator: Callable, prior, n: int = 16, *, sigma: fl
         images, res = _ensemble(y, operator, prior, n, float(sigma), gen, seed, method, progress, solve_options)
     else:
         images, res, acceptance, step_size = _langevin(y, operator, prior, n, float(sigma), gen, seed, steps,
-                                                       progress, solve_options)
+                                                       progress, solve_options, start)
     mean, std, fit = _summary(images, y, _Tiled(operator, y.shape[0]))
     options = {"strategy": strategy, "n": n, "sigma": float(sigma), "m": y[0].numel(), "seed": seed, "method": method,
                "steps": steps if strategy == "langevin" else None,

@@ -55,6 +55,18 @@ def test_langevin_fits_the_data_and_seeds_reproduce(problem):
     assert not a.consistent(k=-1e9).any()  # the bound is on the mean fit
 
 
+def test_start_from_your_own_solve(problem):
+    G, op, x, y = problem
+    res = restore.solve(y, op, G, method="latent", seed=0, progress=False, sigma=SIGMA, steps=40, preset="fast",
+                        n_init=16)
+    a = restore.sample(y, op, G, n=2, sigma=SIGMA, seed=0, start=res, steps=6)
+    assert a.solve is res and a.samples.shape == (2, 2, 1, 6, 6)
+    with pytest.raises(ValueError, match="start"):
+        restore.sample(y[:1], op, G, n=2, sigma=SIGMA, start=res)
+    with pytest.raises(ValueError, match="start"):
+        restore.sample(y, op, G, n=2, sigma=SIGMA, start=res, strategy="ensemble")
+
+
 def test_n_equals_one(problem):
     G, op, x, y = problem
     s = restore.sample(y, op, G, n=1, sigma=SIGMA, seed=0, **FAST)
