@@ -118,12 +118,14 @@ def _refine(problem: Problem, o, tracker: Tracker, z, rows: Rows, c, steps=None)
 # ----------------------------------------------------------------------------- latent
 def _run_latent(problem: Problem, o, tracker: Tracker, pool: Pool) -> None:
     """Attempts within the budget: parallel starts, Adam, LM polish. A sample that is not done
-    (an exact fit, or at its noise floor) tries again from its next-best initial codes, with
-    twice the starts, only on evidence that another start can do better (:func:`_stuck`); then
-    Levenberg-Marquardt from the best initial codes of the samples still stuck."""
+    (an exact fit, or at its known noise floor) tries again from its next-best initial codes,
+    with twice the starts, while the evidence says another start can do better
+    (:func:`_stuck`); then Levenberg-Marquardt from the best initial codes of the samples still
+    stuck that showed such evidence."""
     n = pool.order.shape[1]
     todo = torch.arange(problem.batch, device=problem.y.device)
-    used, stuck = 0, None
+    used = 0
+    evidence = torch.zeros(problem.batch, dtype=torch.bool, device=todo.device)  # basins differ
     for attempt in range(1 + o.restarts):
         left = tracker.left(problem.rows(todo))
         if left < 1:
@@ -134,24 +136,27 @@ def _run_latent(problem: Problem, o, tracker: Tracker, pool: Pool) -> None:
         tracker.phase("latent" if attempt == 0 else f"restart {attempt}")
         before = tracker.best_loss[todo].clone() if attempt else None
         spread = _attempt(problem, o, tracker, pool, pool.order[todo, first:first + m], todo)
-        stuck = _stuck(problem.floor[todo], o, tracker.best_loss[todo], spread, before)
-        todo = todo[stuck]
+        gained = spread if before is None else spread | (tracker.best_loss[todo] < 0.9 * before)
+        evidence[todo] |= gained
+        todo = todo[_stuck(problem.floor[todo], o, tracker.best_loss[todo], gained, before is None)]
         if len(todo) == 0:
             return
-    if _refinable(problem, o) and o.lm_starts > 0:
+    todo = todo[evidence[todo] | (problem.floor[todo] > 0)]  # a known floor was the evidence
+    if _refinable(problem, o) and o.lm_starts > 0 and len(todo):
         _lm_starts(problem, o, tracker, pool, todo)
 
 
-def _stuck(floor, o, loss, spread, before) -> torch.Tensor:
+def _stuck(floor, o, loss, gained, first: bool) -> torch.Tensor:
     """``(S,)`` which samples (noise floors ``floor`` ``(S,)``, best losses ``loss``) go on to
-    another start: not done (an exact fit below ``tol`` or at the noise floor), and with evidence that another start can reach a lower loss: with a
-    known noise level, a loss far (``spread`` times) above the floor; else, after the first
-    attempt, parallel starts that ended ``spread`` times apart (``spread`` True), and after a
-    restart, a restart that lowered the loss by more than 10%."""
+    another start: not done (an exact fit below ``tol`` or at the noise floor) and, with a known
+    noise level, ``spread`` times above the floor or more; without one, after the first attempt
+    every sample not done (the first restart is the probe), after a restart only those whose
+    restart (or its parallel starts) showed that another basin is lower (``gained``: the restart
+    lowered the loss by more than 10%, or its starts ended ``spread`` times apart)."""
     floor = floor.to(loss)
     done = loss <= floor.clamp(min=o.tol)
-    evidence = spread if before is None else loss < 0.9 * before
-    return ~done & torch.where(floor > 0, loss > o.spread * floor, evidence)
+    unknown = torch.ones_like(done) if first else gained
+    return ~done & torch.where(floor > 0, loss > o.spread * floor, unknown)
 
 
 def _lm_starts(problem: Problem, o, tracker: Tracker, pool: Pool, todo) -> None:

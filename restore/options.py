@@ -112,11 +112,12 @@ class _Attempts(_Common):
     restarts, spread: up to ``restarts`` more attempts, from the next-best initial codes with
         twice the parallel starts, for the samples that are not done (loss below ``tol`` or the
         noise floor) and show evidence that another start can do better: with a known noise
-        level, a loss ``spread`` times the floor or more; else parallel starts whose losses
-        ended ``spread`` times apart (first attempt), or a restart that lowered the loss by more
-        than 10% (later attempts). A sample at its floor never pays for a restart.
-    lm_starts, lm_steps: the last resort for samples still stuck after the attempts (same
-        conditions as the polish): Levenberg-Marquardt straight from their best initial codes,
+        level (``sigma``), a loss ``spread`` times the floor or more, so that a sample at its
+        floor never pays for a restart; without one, the first restart is a probe for every
+        sample not done, and later ones go only to samples whose last restart lowered the loss
+        by more than 10% or whose parallel starts ended ``spread`` times apart.
+    lm_starts, lm_steps: the last resort for samples still stuck after the attempts that showed
+        such evidence at least once (same conditions as the polish): Levenberg-Marquardt straight from their best initial codes,
         up to ``lm_starts`` of them one after another, ``lm_steps`` steps each (0 disables),
         within the budget.
     """
@@ -143,7 +144,7 @@ class LatentOptions(_Attempts):
     penalty: weight of the latent-prior penalty ``(mean(z**2) - 1)**2`` (0 disables it).
     """
 
-    steps: int = 1500
+    steps: int = 4000
     lr: float = 0.3
     lr_rampup: float = 0.05
     lr_rampdown: float = 0.3
