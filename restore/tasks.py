@@ -32,7 +32,7 @@ from pathlib import Path
 from .io import InputError, fit_image, load_alpha, load_image, load_observation, to_channels
 
 __all__ = ["TASKS", "MASK_KINDS", "TaskOptions", "build_operator", "task_of", "classical_baseline",
-           "observation_view", "keep_observed", "check_observed", "alpha_mask", "BASELINE_NAMES", "observe_file", "clean_image", "simulate", "from_spec"]
+           "observation_view", "classical_from_entries", "keep_observed", "check_observed", "alpha_mask", "BASELINE_NAMES", "observe_file", "clean_image", "simulate", "from_spec"]
 
 TASKS = ("inpaint", "superres", "colorize", "cs")
 MASK_KINDS = ("random", "box", "free-form")
@@ -176,6 +176,28 @@ def _biharmonic(y: torch.Tensor, op) -> torch.Tensor:
         out.append(inpaint_biharmonic(img, hole, channel_axis=-1) if hole.any() else img)
     arr = np.stack([np.moveaxis(o, -1, 0) for o in out])
     return torch.from_numpy(arr).float().clamp(0, 1).to(y.device)
+
+
+@torch.no_grad()
+def classical_from_entries(op, y: torch.Tensor, shape: Tuple[int, int, int], keep: torch.Tensor) -> torch.Tensor:
+    """The classical answer ``(B, C, H, W)`` in [0, 1] from the ``keep`` entries of ``y`` only.
+
+    ``keep``: bool ``(Bk, *units)`` as a :class:`restore.holdout.Split`'s ``fit`` (``Bk`` = 1 or
+    ``B``). A ``Mask``: biharmonic inpainting with the dropped pixels as extra holes. Other
+    image-shaped observations (super-resolution, colorization): the dropped pixels of ``y`` are
+    filled by biharmonic inpainting of ``y``, then :func:`classical_baseline`. Anything else
+    (compressed sensing): the pseudo-inverse of the restricted operator.
+    """
+    from .holdout import Restricted
+
+    keep = torch.as_tensor(keep).to(y.device).bool()
+    if task_of(op) == "inpaint":
+        return _biharmonic(y, Mask(op.mask.to(y.device) * keep.float()))
+    if y.dim() == 4 and task_of(op) in ("superres", "colorize"):
+        filled = _biharmonic(y.float(), Mask(keep.float()))
+        return classical_baseline(op, filled, shape)[1]
+    view = Restricted(op, keep).to(y.device)
+    return view.pinv(view.observe(y)).reshape(y.shape[0], *shape).clamp(0, 1)
 
 
 @torch.no_grad()
