@@ -115,8 +115,9 @@ def run_cell(G, op, x, sigma: float, args) -> dict:
                                                progress=False, **floor))
     row = {"solve dB": psnr(res.image, x).mean().item(), "solve s/img": t_solve / B}
     if sigma > 0 and args.samples > 0:
+        steps = {"steps": args.langevin_steps} if args.strategy == "langevin" else {}
         post, t_sample = timed(lambda: restore.sample(y, op, G, n=args.samples, sigma=sigma, seed=SOLVE_SEED,
-                                                      preset=args.preset, steps=args.langevin_steps))
+                                                      strategy=args.strategy, preset=args.preset, **steps))
         inside = ((x - post.mean).abs() <= 2 * post.std).float().mean((1, 2, 3))
         ok = post.consistent()
         row.update({"post. mean dB": psnr(post.mean, x).mean().item(), "±2std coverage": inside.mean().item(),
@@ -159,6 +160,8 @@ def parse(argv=None):
     ap.add_argument("--kinds", default="gaussian,fourier", help=f"comma-separated, of {KINDS}")
     ap.add_argument("--targets", default="inrange,real", help=f"comma-separated, of {TARGETS}")
     ap.add_argument("--samples", type=int, default=16, help="posterior samples per target (0: none)")
+    ap.add_argument("--strategy", default="langevin", choices=("langevin", "ensemble"),
+                    help="restore.sample strategy (ensemble: n solves of perturbed observations)")
     ap.add_argument("--langevin-steps", type=int, default=100)
     ap.add_argument("--preset", default="default", help="restore.solve preset")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
@@ -181,7 +184,8 @@ def main(argv=None) -> None:
     sets = {"inrange": G(G.sample_latents(args.n, seed=TARGET_SEED)).detach(), "real": real_targets(G, args.n)}
     rows, n_pixels = [], int(np.prod(shape))
     header = (f"# Science benchmark: {args.prior}, {args.n} targets per cell, {args.samples} posterior samples "
-              f"(Langevin, {args.langevin_steps} steps), preset {args.preset}\n\n"
+              f"({args.strategy}" + (f", {args.langevin_steps} steps" if args.strategy == "langevin" else "")
+              + f"), preset {args.preset}\n\n"
               f"{platform.processor() or platform.machine()}, {args.threads} thread(s), torch {torch.__version__}. "
               f"Command: `python benchmarks/science.py {' '.join(sys.argv[1:] if argv is None else argv)}`\n\n")
     for kind in args.kinds:

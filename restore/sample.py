@@ -85,9 +85,11 @@ class Samples:
         """``(B,)`` bool: whether each observation's samples fit ``y`` as noise of std ``sigma``
         would: mean ``fit`` below ``sigma^2 (1 + k sqrt(2 / m))`` for ``m`` measurements (a
         ``k``-sigma chi-square bound). False flags a wrong basin of the latent space (the chains
-        explore only the basin the solve found): do not trust that observation's error bars."""
+        explore only the basin the solve found): do not trust that observation's error bars.
+        Ensemble members fit ``y + sigma * eps_i``, so their fit to ``y`` is held to twice that."""
         m, sigma = self.options["m"], self.options["sigma"]
-        return self.fit.mean(0) < sigma ** 2 * (1 + k * math.sqrt(2 / m))
+        expected = sigma ** 2 * (2 if self.options["strategy"] == "ensemble" else 1)
+        return self.fit.mean(0) < expected * (1 + k * math.sqrt(2 / m))
 
 
 class _Tiled:
