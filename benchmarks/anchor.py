@@ -9,7 +9,8 @@ its ``prior_image`` is cached), then these candidates are scored (PSNR dB / LPIP
 * ``avg``: ``P((x_c + x_G) / 2)``, rule (c);
 * ``iv``: inverse-variance weights from the held-out errors, ``β = e_c / (e_c + e_G)`` (noise
   floor removed), rule (b) with the held-out residual in place of the fit residual;
-* ``anchor``: :func:`restore.anchor.anchor`, ``β`` by held-out least squares, rule (a);
+* ``anchor``: :func:`restore.anchor.anchor`, ``β`` by held-out least squares less one standard
+  error, rule (a); ``ls``: the same without the margin (the plain least-squares ``β``);
 * ``oracle``: ``β`` by least squares against the truth (the best any ``β`` can do);
 * CS also ``tv`` (FISTA/TV) and ``anchor-tv`` (the anchor with TV as the classical answer).
 
@@ -92,6 +93,7 @@ def candidates(task, op, x, y, xg, sigma):
     out = {"classical": xc, "P(classical)": blend(xg, xc, 0.0, y, op, sigma=sigma),
            "P(prior)": blend(xg, xc, 1.0, y, op, sigma=sigma), "avg": blend(xg, xc, 0.5, y, op, sigma=sigma),
            "iv": blend(xg, xc, iv_beta(xg, xcf, y, op, split, sigma), y, op, sigma=sigma)}
+    out["ls"] = anchor(xg, y, op, xc, split, classical_fit=xcf, sigma=sigma, margin=0.0)[0]
     out["anchor"], beta = anchor(xg, y, op, xc, split, classical_fit=xcf, sigma=sigma)
     base, d = P(xc, y, op, sigma), P(xg, y, op, sigma) - P(xc, y, op, sigma)
     b_or = (dot(x - base, d) / dot(d, d).clamp_min(1e-12)).clamp(0, 1)
@@ -116,8 +118,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     x_all, names_all, n_in = images(args.n)
     G, net = priors.load("dcgan-digiface64", progress=False), lpips_network("cpu")
-    lines = ["| task | noise | domain | " + " | ".join(["classical", "P(classical)", "P(prior)", "avg", "iv", "anchor",
-                                                       "oracle", "tv", "anchor-tv"]) + " | anchor β |", "|" + " --- |" * 13]
+    lines = ["| task | noise | domain | " + " | ".join(["classical", "P(classical)", "P(prior)", "avg", "iv", "ls", "anchor",
+                                                       "oracle", "tv", "anchor-tv"]) + " | anchor β |", "|" + " --- |" * 14]
     for task in args.tasks.split(","):
         op = real_data.build_task(task, 64)
         for sigma in [float(s) for s in args.noise.split(",")]:
@@ -129,7 +131,7 @@ def main(argv=None):
                 if task == "color":
                     sel &= ~real_data.is_gray(x_all)
                 cells = []
-                for k in ("classical", "P(classical)", "P(prior)", "avg", "iv", "anchor", "oracle", "tv", "anchor-tv"):
+                for k in ("classical", "P(classical)", "P(prior)", "avg", "iv", "ls", "anchor", "oracle", "tv", "anchor-tv"):
                     if k not in cand:
                         cells.append("")
                         continue

@@ -31,10 +31,12 @@ def _held_residual(candidate, y, op, split):
 def test_beta_is_one_for_a_true_prior_and_zero_for_a_true_classical_answer(name):
     op, x, y, wrong = _problem(name)
     split = holdout(y, op, 0.3, seed=0)
-    beta_prior = held_out_beta(x, wrong, y, op, split)
+    image, beta_prior = anchor(x, y, op, wrong, split, classical_fit=wrong)
     beta_classical = held_out_beta(wrong, x, y, op, split)
-    assert torch.allclose(beta_prior, torch.ones(BATCH, dtype=x.dtype), atol=1e-6)
+    assert torch.allclose(image, x.clamp(0, 1), atol=1e-6)
     assert torch.allclose(beta_classical, torch.zeros(BATCH, dtype=x.dtype), atol=1e-6)
+    determined = torch.allclose(project(wrong, y, op), x, atol=1e-6)  # A x = y fixes x: beta is moot
+    assert determined or torch.allclose(beta_prior, torch.ones(BATCH, dtype=x.dtype), atol=1e-6)
 
 
 @pytest.mark.parametrize("name", ["mask", "downsample_bicubic", "grayscale", "cs_gaussian", "gray_then_mask"])
@@ -44,12 +46,30 @@ def test_beta_minimizes_the_held_out_residual_over_a_grid(name):
     prior = x + 0.3 * torch.randn(x.shape, generator=gen, dtype=x.dtype)
     classical = x + 0.3 * torch.randn(x.shape, generator=gen, dtype=x.dtype)
     split = holdout(y, op, 0.3, seed=2)
-    beta = held_out_beta(prior, classical, y, op, split)
+    beta = held_out_beta(prior, classical, y, op, split, margin=0.0)
     grid = torch.linspace(0, 1, 201, dtype=x.dtype)
     residuals = torch.stack([_held_residual(classical + b * (prior - classical), y, op, split) for b in grid])
     best = _held_residual(classical + beta.view(-1, 1, 1, 1) * (prior - classical), y, op, split)
     assert bool((best <= residuals.min(0).values * (1 + 1e-9) + 1e-12).all())
     assert bool(((beta > 0) & (beta < 1)).all())  # two equally noisy answers: an interior mix
+    safe = held_out_beta(prior, classical, y, op, split)  # one standard error below
+    assert bool((safe < beta).all()) and bool((safe >= 0).all())
+
+
+def test_margin_is_one_standard_error_of_the_least_squares_beta():
+    op, x, y, wrong = _problem("cs_gaussian")
+    gen = torch.Generator().manual_seed(5)
+    prior = x + 0.1 * torch.randn(x.shape, generator=gen, dtype=x.dtype)
+    classical = x + 0.3 * torch.randn(x.shape, generator=gen, dtype=x.dtype)
+    split = holdout(y, op, 0.4, seed=0)
+    fit, held = Restricted(op, split.fit).double(), Restricted(op, split.held).double()
+    base = project(classical, fit.observe(y), fit)
+    g = held(project(prior, fit.observe(y), fit) - base)
+    r0 = held.observe(y) - held(base)
+    b = (r0 * g).sum(1) / (g * g).sum(1)
+    se = ((r0 - b[:, None] * g).square().sum(1) / ((int(split.held.sum()) - 1) * (g * g).sum(1))).sqrt()
+    got = held_out_beta(prior, classical, y, op, split, margin=2.0)
+    assert torch.allclose(got, (b - 2 * se).clamp(0, 1), atol=1e-9)
 
 
 @pytest.mark.parametrize("name", ["mask", "downsample_bicubic", "cs_gaussian"])
@@ -97,6 +117,8 @@ def test_anchor_refuses_bad_inputs_before_any_work():
         anchor(x, y, op, wrong[:, :1], beta=0.5)
     with pytest.raises(TypeError, match="Split"):
         held_out_beta(x, wrong, y, op, split.fit)
+    with pytest.raises(ValueError, match="margin"):
+        held_out_beta(x, wrong, y, op, split, margin=-1.0)
     with pytest.raises(ValueError, match="sigma"):
         held_out_beta(x, wrong, y, op, split, sigma=-1.0)
 
