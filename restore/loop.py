@@ -73,14 +73,23 @@ class Tracker:
     def _samples(self, rows: Optional[Rows]):
         return slice(None) if rows is None or rows.idx is None else rows.idx.cpu()
 
-    def left(self, rows: Optional[Rows] = None) -> float:
-        """Generator passes each of ``rows``' samples (all when None) can still spend, within the
-        solve's budget and the innermost :meth:`capped` phase (the least over the samples)."""
-        sel = self._samples(rows)
+    def _left_each(self) -> torch.Tensor:
         end = torch.full((self.batch,), self.budget, dtype=torch.float64)
         for cap in self._caps:
             end = torch.minimum(end, cap)
-        return float((end[sel] - self.spent[sel]).min())
+        return end - self.spent
+
+    def left(self, rows: Optional[Rows] = None) -> float:
+        """Generator passes ``rows``' samples (all when None) can still spend, within the solve's
+        budget and the innermost :meth:`capped` phase: the most over the samples (a phase is
+        planned for it; a row whose sample has less stops when its own budget is spent,
+        :meth:`row_budget_spent`)."""
+        return float(self._left_each()[self._samples(rows)].max())
+
+    def row_budget_spent(self, rows: Rows) -> torch.Tensor:
+        """``(R,)`` rows whose sample cannot pay for one more step of its ``group`` rows."""
+        left = self._left_each()[self._samples(rows)]
+        return (left < rows.group).repeat_interleave(rows.group)
 
     @contextlib.contextmanager
     def capped(self, passes: float):
@@ -146,15 +155,19 @@ class Tracker:
             self.state[k][sel] = v[better]
         return fit_b, image, step
 
-    def record(self, fit, ok, image, state, rows: Rows, passes: float = 1) -> None:
+    def record(self, fit, ok, image, state, rows: Rows, passes=1) -> None:
         """:meth:`update`, then :meth:`notify`."""
         self.notify(*self.update(fit, ok, image, state, rows), rows=rows, passes=passes)
 
-    def notify(self, cur_fit, cur_image, step: int, rows: Optional[Rows] = None, passes: float = 1) -> None:
-        """Spend ``passes`` per row (``rows.group`` rows per sample), advance the bar (to the mean
+    def notify(self, cur_fit, cur_image, step: int, rows: Optional[Rows] = None, passes=1) -> None:
+        """Spend ``passes`` per row (a float, or ``(R,)`` per row), advance the bar (to the mean
         spent over samples) and call the callbacks with the step's :class:`StepState`; raises
         :class:`StopSolve` when a callback returns True."""
-        self.spent[self._samples(rows)] += passes * (rows.group if rows is not None else 1)
+        per_row = torch.as_tensor(passes, dtype=torch.float64).cpu()
+        if per_row.dim() == 0:
+            self.spent[self._samples(rows)] += float(per_row) * (rows.group if rows is not None else 1)
+        else:  # (R,) passes per row: rows that sat the step out (stopped, done) cost nothing
+            self.spent[self._samples(rows)] += per_row.view(-1, rows.group if rows is not None else 1).sum(1)
         if self.bar is not None:
             total = self.bar.total if self.bar.total is not None else float("inf")
             target = min(total, int(self.spent.mean()))
@@ -208,7 +221,7 @@ def optimize(param, rows: Rows, loss_fn, *, steps: int, lrs_at, betas, penalty: 
     n = leaves[0].shape[0]
     stopper = _Stopper(n, stopping, rows.floor, leaves[0].device) if stopping is not None else None
     for t in range(steps):
-        if tracker.left(rows) < rows.group:
+        if tracker.left(rows) < rows.group or (stopper is not None and bool(stopper.stopped.all())):
             break
         image = param()
         fit = loss_fn(rows.operator(image), rows.y)
@@ -222,9 +235,15 @@ def optimize(param, rows: Rows, loss_fn, *, steps: int, lrs_at, betas, penalty: 
         torch.where(finite, total, torch.zeros_like(total)).sum().backward()
         ok = finite & grad_finite_rows(leaves, n)
         current = tracker.update(fit.detach(), ok, image.detach(), param.state(), rows)
-        active = ok if stopper is None else ok & ~stopper.stopped
-        opt.step(lrs_at(t), active)
-        tracker.notify(*current, rows=rows)
-        if stopper is not None and bool(stopper.update(fit.detach(), ok).all()):
+        if stopper is None:
+            opt.step(lrs_at(t), ok)
+            tracker.notify(*current, rows=rows)
+            continue
+        ran = ~stopper.stopped  # the rows that paid for this step
+        stopper.update(fit.detach(), ok)  # a row stops on this step's loss: its parameters stay as evaluated
+        tracker.notify(*current, rows=rows, passes=ran.double())
+        stopper.stopped |= tracker.row_budget_spent(rows).to(stopper.stopped.device)
+        if bool(stopper.stopped.all()):
             break
+        opt.step(lrs_at(t), ok & ~stopper.stopped)
     return stopper.stopped if stopper is not None else torch.zeros(n, dtype=torch.bool)

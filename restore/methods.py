@@ -229,7 +229,7 @@ def _run_mgan(problem: Problem, o, tracker: Tracker, pool: Pool) -> None:
         if "z" in found:  # (a budget too small for one warm step leaves the initial codes)
             codes = torch.cat([found["z"][:, None], codes[:, :-1]], 1)
             c = found.get("class", c)
-    steps = int(tracker.left())
+    steps = o.steps - warm  # planned (the schedule); a sample's row stops when its own budget is spent
     tracker.phase("multi-code")
     mc = MultiCode(G, codes, split, _class_code(o, G, c), o.init_importance)
     _adam(problem, o, tracker, mc, problem.rows(), steps,

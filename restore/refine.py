@@ -147,7 +147,8 @@ def levenberg_marquardt(f, z: torch.Tensor, y: torch.Tensor, steps: int, on_step
     ``jacobian``: "dense", "free" or "auto" (dense up to :data:`DENSE_MAX_DIM` latent entries);
     ``chunk`` jvps per vmapped call (dense), ``cg_iters`` and ``cg_tol`` its CGLS (free).
     ``on_step(t, loss (B,), ok (B,), z, passes)`` is called after each step (``passes``: the
-    step's cost in generator passes, :func:`step_passes`) and may return True to stop. A sample is done once its loss
+    step's cost in generator passes per sample, :func:`step_passes`, 0 for samples that sat
+    it out) and may return True to stop. A sample is done once its loss
     is below ``tol``, its damping has grown past ``1e6``, or it has stalled: its loss is above
     ``stall_ratio`` times its loss ``stall_window`` steps earlier (a local minimum, or an
     observation no code fits exactly; Gauss-Newton converges much faster than that near an exact
@@ -183,6 +184,6 @@ def levenberg_marquardt(f, z: torch.Tensor, y: torch.Tensor, steps: int, on_step
         z[take], loss[take] = z_new[accept], loss_new[accept]
         lam[idx] = torch.where(accept, lam[idx] / 3, lam[idx] * 4).clamp(1e-8, 1e8)
         past.append(loss)
-        if on_step is not None and on_step(t, loss, torch.isfinite(loss), z, passes):
+        if on_step is not None and on_step(t, loss, torch.isfinite(loss), z, (~done).double() * passes):
             break
     return z

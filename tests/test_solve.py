@@ -107,18 +107,22 @@ def test_nonfinite_loss_is_skipped_for_that_sample(G, method):
     assert torch.isfinite(res.loss).all() and torch.all(res.loss < res.history[0].nan_to_num(float("inf")))
 
 
+@pytest.mark.parametrize("stall", [None, 3])
 @pytest.mark.parametrize("op", ["mask_per_sample", "cs"])
 @pytest.mark.parametrize("method", sorted(FAST))
-def test_batch_independence(G, method, op):
+def test_batch_independence(G, method, op, stall):
+    """Also when samples stop at different steps (a 3-step stall window): a stopped sample
+    spends no budget, so its batch mates do not change its later phases."""
     x = targets(G, 3)
     A3, y = OPERATORS[op](3), None
     y = A3(x)
-    together = run(y, A3, G, method)
+    kw = {} if stall is None else dict(stall_window=stall, stall_rtol=0.05)
+    together = run(y, A3, G, method, **kw)
     if op == "mask_per_sample":
         A1 = Mask(A3.mask[1:2])
     else:
         A1 = A3
-    alone = run(y[1:2], A1, G, method)
+    alone = run(y[1:2], A1, G, method, **kw)
     assert torch.allclose(together.image[1:2], alone.image, atol=2e-4)
     assert torch.allclose(together.loss[1:2], alone.loss, rtol=1e-3, atol=1e-7)
 
