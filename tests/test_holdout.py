@@ -100,7 +100,7 @@ def test_a_solver_fits_a_restricted_view_and_scores_the_held_out_entries():
     fit, held = Restricted(op, split.fit), Restricted(op, split.held)
     res = restore.solve(fit.observe(y), fit, G, method="latent", steps=10, seed=0, progress=False,
                         preset="fast", n_init=8)
-    torch.testing.assert_close(res.loss, mse(fit(res.image), fit.observe(y)), rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(res.loss, mse(fit(res.prior_image), fit.observe(y)), rtol=1e-4, atol=1e-7)
     assert mse(held(res.image), held.observe(y)).shape == (2,)
 
 
