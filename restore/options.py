@@ -131,8 +131,8 @@ class _Attempts(_Common):
     jacobian: str = "auto"
     cg_iters: int = 20
     refine_max_dim: int = 10000
-    lm_starts: int = 4
-    lm_steps: int = 30
+    lm_starts: int = 8
+    lm_steps: int = 60
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ class LatentOptions(_Attempts):
     penalty: weight of the latent-prior penalty ``(mean(z**2) - 1)**2`` (0 disables it).
     """
 
-    steps: int = 4000
+    steps: int = 8000
     lr: float = 0.3
     lr_rampup: float = 0.05
     lr_rampdown: float = 0.3
