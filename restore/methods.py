@@ -119,13 +119,11 @@ def _refine(problem: Problem, o, tracker: Tracker, z, rows: Rows, c, steps=None)
 def _run_latent(problem: Problem, o, tracker: Tracker, pool: Pool) -> None:
     """Attempts within the budget: parallel starts, Adam, LM polish. A sample that is not done
     (an exact fit, or at its known noise floor) tries again from its next-best initial codes,
-    with twice the starts, while the evidence says another start can do better
-    (:func:`_stuck`); then Levenberg-Marquardt from the best initial codes of the samples still
-    stuck that showed such evidence."""
+    with twice the starts (:func:`_stuck`); then Levenberg-Marquardt from the best initial codes
+    of the samples still stuck."""
     n = pool.order.shape[1]
     todo = torch.arange(problem.batch, device=problem.y.device)
     used = 0
-    evidence = torch.zeros(problem.batch, dtype=torch.bool, device=todo.device)  # basins differ
     for attempt in range(1 + o.restarts):
         left = tracker.left(problem.rows(todo))
         if left < 1:
@@ -134,29 +132,24 @@ def _run_latent(problem: Problem, o, tracker: Tracker, pool: Pool) -> None:
         first = min(used, n - m)
         used = first + m
         tracker.phase("latent" if attempt == 0 else f"restart {attempt}")
-        before = tracker.best_loss[todo].clone() if attempt else None
-        spread = _attempt(problem, o, tracker, pool, pool.order[todo, first:first + m], todo)
-        gained = spread if before is None else spread | (tracker.best_loss[todo] < 0.9 * before)
-        evidence[todo] |= gained
-        todo = todo[_stuck(problem.floor[todo], o, tracker.best_loss[todo], gained, before is None)]
+        _attempt(problem, o, tracker, pool, pool.order[todo, first:first + m], todo)
+        todo = todo[_stuck(problem.floor[todo], o, tracker.best_loss[todo])]
         if len(todo) == 0:
             return
-    todo = todo[evidence[todo] | (problem.floor[todo] > 0)]  # a known floor was the evidence
-    if _refinable(problem, o) and o.lm_starts > 0 and len(todo):
+    if _refinable(problem, o) and o.lm_starts > 0:
         _lm_starts(problem, o, tracker, pool, todo)
 
 
-def _stuck(floor, o, loss, gained, first: bool) -> torch.Tensor:
+def _stuck(floor, o, loss) -> torch.Tensor:
     """``(S,)`` which samples (noise floors ``floor`` ``(S,)``, best losses ``loss``) go on to
-    another start: not done (an exact fit below ``tol`` or at the noise floor) and, with a known
-    noise level, ``spread`` times above the floor or more; without one, after the first attempt
-    every sample not done (the first restart is the probe), after a restart only those whose
-    restart (or its parallel starts) showed that another basin is lower (``gained``: the restart
-    lowered the loss by more than 10%, or its starts ended ``spread`` times apart)."""
+    another start: not done (an exact fit below ``tol``, or at the noise floor) and, with a known
+    noise level, ``spread`` times above the floor or more (a sample at its floor never pays for a
+    restart). Without a known noise level every sample that is not an exact fit goes on, within
+    the budget: a local minimum and the floor of an out-of-range observation cannot be told
+    apart from the loss (pass ``sigma``, or ``sigma="auto"``, to stop at the floor)."""
     floor = floor.to(loss)
     done = loss <= floor.clamp(min=o.tol)
-    unknown = torch.ones_like(done) if first else gained
-    return ~done & torch.where(floor > 0, loss > o.spread * floor, unknown)
+    return ~done & ((floor == 0) | (loss > o.spread * floor))
 
 
 def _lm_starts(problem: Problem, o, tracker: Tracker, pool: Pool, todo) -> None:
@@ -175,10 +168,10 @@ def _lm_starts(problem: Problem, o, tracker: Tracker, pool: Pool, todo) -> None:
             break
 
 
-def _attempt(problem: Problem, o, tracker: Tracker, pool: Pool, ranks, idx) -> torch.Tensor:
+def _attempt(problem: Problem, o, tracker: Tracker, pool: Pool, ranks, idx) -> None:
     """One attempt for samples ``idx`` ``(S,)`` from candidates ``pool.z[ranks]`` ``(S, m)``:
     ``m`` parallel starts for ``select_at`` of the Adam steps, the best one per sample goes on,
-    then the LM polish. Returns ``(S,)`` whether the starts ended ``spread`` times apart."""
+    then the LM polish."""
     G, m = problem.G, ranks.shape[1]
     cs = pool.start_classes(problem, ranks, idx)
     one = problem.rows(idx)
@@ -188,7 +181,6 @@ def _attempt(problem: Problem, o, tracker: Tracker, pool: Pool, ranks, idx) -> t
     lrs = _schedule(o, steps, {"latent": o.lr, "class": o.lr_class})
     s1 = int(steps * o.select_at) if m > 1 else 0
     z1, c = pool.z[ranks[:, 0]], None if cs is None else _class_code(o, G, cs[:, 0])
-    spread = torch.zeros(len(idx), dtype=torch.bool, device=idx.device)
     if s1 > 0:  # parallel starts, then keep each sample's best
         start_c = None if cs is None else _class_code(o, G, cs.flatten(0, 1))
         starts = LatentCode(G, pool.z[ranks].flatten(0, 1), start_c)
@@ -199,7 +191,6 @@ def _attempt(problem: Problem, o, tracker: Tracker, pool: Pool, ranks, idx) -> t
             fit = problem.loss(many.operator(starts()), many.y).view(-1, m)
             fit = torch.where(torch.isfinite(fit), fit, torch.full_like(fit, float("inf")))
             best = fit.argmin(1)
-            spread = fit.sort(1).values[:, 1] > o.spread * fit.min(1).values
             z1 = starts.z.detach().view(len(idx), m, *starts.z.shape[1:])[torch.arange(len(idx)), best]
             if isinstance(starts.c, ClassVector):  # the best start's class vector goes on with it
                 c = starts.c.take(torch.arange(len(idx), device=best.device) * m + best)
@@ -209,7 +200,6 @@ def _attempt(problem: Problem, o, tracker: Tracker, pool: Pool, ranks, idx) -> t
     if polish > 0:
         tracker.phase("polish" if len(idx) == problem.batch else "restart polish")
         _refine(problem, o, tracker, code.z.detach().clone(), one, code.c)
-    return spread
 
 
 def _finish_latent(o, tracker: Tracker, pool: Pool):

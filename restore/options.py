@@ -111,13 +111,12 @@ class _Attempts(_Common):
         (its loss fell by less than 1% over 10 steps).
     restarts, spread: up to ``restarts`` more attempts, from the next-best initial codes with
         twice the parallel starts, for the samples that are not done (loss below ``tol`` or the
-        noise floor) and show evidence that another start can do better: with a known noise
-        level (``sigma``), a loss ``spread`` times the floor or more, so that a sample at its
-        floor never pays for a restart; without one, the first restart is a probe for every
-        sample not done, and later ones go only to samples whose last restart lowered the loss
-        by more than 10% or whose parallel starts ended ``spread`` times apart.
-    lm_starts, lm_steps: the last resort for samples still stuck after the attempts that showed
-        such evidence at least once (same conditions as the polish): Levenberg-Marquardt straight from their best initial codes,
+        noise floor). With a known noise level (``sigma``) only a sample ``spread`` times above
+        its floor or more restarts: a sample at its floor never pays for one. Without it every
+        sample that is not an exact fit restarts within the budget (a local minimum and the
+        floor of an out-of-range observation look alike; pass ``sigma="auto"`` to stop there).
+    lm_starts, lm_steps: the last resort for samples still stuck after the attempts (same
+        conditions as the polish): Levenberg-Marquardt straight from their best initial codes,
         up to ``lm_starts`` of them one after another, ``lm_steps`` steps each (0 disables),
         within the budget.
     """
