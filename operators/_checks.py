@@ -8,7 +8,8 @@ import torch
 
 Dims = Tuple[Optional[int], ...]
 
-__all__ = ["check_tensor", "check_finite", "check_sizes", "format_dims", "draw_seed", "seeded_generator"]
+__all__ = ["check_tensor", "check_finite", "check_sizes", "check_image_shape", "format_dims", "draw_seed",
+           "seeded_generator"]
 
 
 def format_dims(dims: Sequence[Optional[int]]) -> str:
@@ -50,6 +51,18 @@ def check_sizes(shape: Sequence[int], what: str, example: str = "(C, H, W)") -> 
         ok = False
     if not ok:
         raise ValueError(f"{what} must be a tuple of positive ints such as {example}, got {shape!r}")
+    return dims
+
+
+def check_image_shape(shape: Sequence[int], owner: str) -> Tuple[int, int, int]:
+    """``shape`` as a ``(C, H, W)`` tuple of positive ints, else ``ValueError`` naming ``owner``."""
+    try:
+        dims = tuple(int(s) for s in shape)
+        ok = len(dims) == 3 and all(d >= 1 and d == s for d, s in zip(dims, shape))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{owner} shape must be (C, H, W) with positive ints, got {shape!r}")
     return dims
 
 

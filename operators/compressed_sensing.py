@@ -8,7 +8,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
-from ._checks import Dims, seeded_generator
+from ._checks import Dims, seeded_generator, check_image_shape
 from .base import LinearOperator
 
 __all__ = ["CompressedSensing", "fwht", "KINDS"]
@@ -81,7 +81,7 @@ class CompressedSensing(LinearOperator):
 
     def __init__(self, m: int, shape: Sequence[int], kind: str = "gaussian", seed: Optional[int] = None):
         super().__init__()
-        self.shape = _check_shape(shape)
+        self.shape = check_image_shape(shape, "CompressedSensing")
         self.n = math.prod(self.shape)
         self.m = _check_m(m, self.n, self.shape)
         if kind not in KINDS:
@@ -130,17 +130,6 @@ class CompressedSensing(LinearOperator):
 
     def extra_repr(self) -> str:
         return f"m={self.m}, shape={self.shape}, kind={self.kind!r}, seed={self.seed}"
-
-
-def _check_shape(shape: Sequence[int]) -> Tuple[int, int, int]:
-    try:
-        dims = tuple(int(s) for s in shape)
-        ok = len(dims) == 3 and all(d >= 1 and d == s for d, s in zip(dims, shape))
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ValueError(f"CompressedSensing shape must be (C, H, W) with positive ints, got {shape!r}")
-    return dims
 
 
 def _check_m(m: int, n: int, shape: Tuple[int, int, int]) -> int:

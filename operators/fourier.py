@@ -7,7 +7,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from ._checks import Dims
+from ._checks import Dims, check_image_shape
 from .base import LinearOperator
 from .mask import as_mask_tensor
 
@@ -52,7 +52,7 @@ class PartialFourier(LinearOperator):
 
     def __init__(self, shape: Sequence[int], mask):
         super().__init__()
-        self.shape = _check_shape(shape)
+        self.shape = check_image_shape(shape, "PartialFourier")
         centred = _check_mask(mask, self.shape)
         self.seed: Optional[int] = getattr(mask, "seed", None)
         h, w = self.shape[1:]
@@ -103,17 +103,6 @@ def _pinv_weight(sampled: torch.Tensor) -> torch.Tensor:
     mirrored = torch.roll(torch.flip(sampled, (0, 1)), shifts=(1, 1), dims=(0, 1))  # P(-k mod N)
     d = (sampled + mirrored) / 2
     return torch.where(d > 0, 1 / d.clamp_min(0.5), torch.zeros_like(d))
-
-
-def _check_shape(shape: Sequence[int]) -> Tuple[int, int, int]:
-    try:
-        dims = tuple(int(s) for s in shape)
-        ok = len(dims) == 3 and all(d >= 1 and d == s for d, s in zip(dims, shape))
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ValueError(f"PartialFourier shape must be (C, H, W) with positive ints, got {shape!r}")
-    return dims
 
 
 def _check_mask(mask, shape: Tuple[int, int, int]) -> torch.Tensor:

@@ -7,7 +7,7 @@ from typing import Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
-from ._checks import Dims, seeded_generator
+from ._checks import Dims, seeded_generator, check_image_shape
 from .base import LinearOperator
 from .compressed_sensing import fwht
 
@@ -78,7 +78,7 @@ class SinglePixel(LinearOperator):
 
     def __init__(self, m: int, shape: Sequence[int], ordering: str = "sequency", seed: Optional[int] = None):
         super().__init__()
-        self.shape = _check_shape(shape)
+        self.shape = check_image_shape(shape, "SinglePixel")
         _, h, w = self.shape
         self.m = _check_m(m, h * w)
         if ordering not in ORDERINGS:
@@ -134,17 +134,6 @@ class SinglePixel(LinearOperator):
     def extra_repr(self) -> str:
         return (f"m={self.m}, shape={self.shape}, padded=({self.h_pad}, {self.w_pad}), "
                 f"ordering={self.ordering!r}, seed={self.seed}")
-
-
-def _check_shape(shape: Sequence[int]) -> Tuple[int, int, int]:
-    try:
-        dims = tuple(int(s) for s in shape)
-        ok = len(dims) == 3 and all(d >= 1 and d == s for d, s in zip(dims, shape))
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ValueError(f"SinglePixel shape must be (C, H, W) with positive ints, got {shape!r}")
-    return dims
 
 
 def _check_m(m: int, n: int) -> int:
