@@ -133,23 +133,25 @@ def _run_latent(problem: Problem, o, tracker: Tracker, pool: Pool) -> None:
         used = first + m
         tracker.phase("latent" if attempt == 0 else f"restart {attempt}")
         _attempt(problem, o, tracker, pool, pool.order[todo, first:first + m], todo)
-        todo = todo[_stuck(problem.floor[todo], o, tracker.best_loss[todo])]
+        todo = todo[_stuck(problem.floor[todo], o, tracker.best_loss[todo], problem.y[0].numel())]
         if len(todo) == 0:
             return
     if _refinable(problem, o) and o.lm_starts > 0:
         _lm_starts(problem, o, tracker, pool, todo)
 
 
-def _stuck(floor, o, loss) -> torch.Tensor:
-    """``(S,)`` which samples (noise floors ``floor`` ``(S,)``, best losses ``loss``) go on to
-    another start: not done (an exact fit below ``tol``, or at the noise floor) and, with a known
-    noise level, ``spread`` times above the floor or more (a sample at its floor never pays for a
-    restart). Without a known noise level every sample that is not an exact fit goes on, within
-    the budget: a local minimum and the floor of an out-of-range observation cannot be told
-    apart from the loss (pass ``sigma``, or ``sigma="auto"``, to stop at the floor)."""
+def _stuck(floor, o, loss, m: int) -> torch.Tensor:
+    """``(S,)`` which samples (noise floors ``floor`` ``(S,)``, best losses ``loss``, ``m``
+    observed entries each) go on to another start: not done (an exact fit below ``tol``, or at
+    the noise floor) and, with a known noise level, a loss above what noise explains: the MSE of
+    pure noise is ``floor`` with relative std ``sqrt(2/m)``, so a loss ``spread`` such stds above
+    the floor is a wrong basin (a sample at its floor never pays for a restart). Without a known
+    noise level every sample that is not an exact fit goes on, within the budget: a local minimum
+    and the floor of an out-of-range observation cannot be told apart from the loss (pass
+    ``sigma``, or ``sigma="auto"``, to stop at the floor)."""
     floor = floor.to(loss)
     done = loss <= floor.clamp(min=o.tol)
-    return ~done & ((floor == 0) | (loss > o.spread * floor))
+    return ~done & ((floor == 0) | (loss > floor * (1 + o.spread * (2 / max(m, 1)) ** 0.5)))
 
 
 def _lm_starts(problem: Problem, o, tracker: Tracker, pool: Pool, todo) -> None:

@@ -111,8 +111,9 @@ class _Attempts(_Common):
         (its loss fell by less than 1% over 10 steps).
     restarts, spread: up to ``restarts`` more attempts, from the next-best initial codes with
         twice the parallel starts, for the samples that are not done (loss below ``tol`` or the
-        noise floor). With a known noise level (``sigma``) only a sample ``spread`` times above
-        its floor or more restarts: a sample at its floor never pays for one. Without it every
+        noise floor). With a known noise level (``sigma``) only a sample whose loss is more than
+        ``spread`` standard deviations of the noise's MSE above its floor (``sigma**2 (1 + spread
+        sqrt(2/m))`` for ``m`` entries) restarts: a sample at its floor never pays for one. Without it every
         sample that is not an exact fit restarts within the budget (a local minimum and the
         floor of an out-of-range observation look alike; pass ``sigma="auto"`` to stop there).
     lm_starts, lm_steps: the last resort for samples still stuck after the attempts (same
@@ -125,7 +126,7 @@ class _Attempts(_Common):
     n_starts: int = 4
     select_at: float = 0.25
     restarts: int = 2
-    spread: float = 2.0
+    spread: float = 4.0
     refine_steps: int = 20
     jacobian: str = "auto"
     cg_iters: int = 20
@@ -269,8 +270,8 @@ def _check_values(opts) -> None:
         raise ValueError("restarts, refine_steps, cg_iters, lm_starts and lm_steps must be >= 0")
     if getattr(opts, "jacobian", "auto") not in ("auto", "dense", "free"):
         raise ValueError(f"jacobian must be 'auto', 'dense' or 'free', got {opts.jacobian!r}")
-    if isinstance(opts, _Attempts) and (opts.attempt_steps < 1 or opts.spread < 1):
-        raise ValueError(f"attempt_steps must be >= 1 and spread >= 1, got {opts.attempt_steps}, {opts.spread}")
+    if isinstance(opts, _Attempts) and (opts.attempt_steps < 1 or opts.spread < 0):
+        raise ValueError(f"attempt_steps must be >= 1 and spread >= 0, got {opts.attempt_steps}, {opts.spread}")
     if opts.consistency not in ("auto", "project", "damped", "none"):
         raise ValueError(f"consistency must be 'auto', 'project', 'damped' or 'none', got {opts.consistency!r}")
     if not 0.0 <= opts.validate < 1.0:
