@@ -144,7 +144,7 @@ class LatentOptions(_Attempts):
     penalty: weight of the latent-prior penalty ``(mean(z**2) - 1)**2`` (0 disables it).
     """
 
-    steps: int = 8000
+    steps: int = 16000
     lr: float = 0.3
     lr_rampup: float = 0.05
     lr_rampdown: float = 0.3
