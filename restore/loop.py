@@ -208,13 +208,12 @@ class _Stopper:
 
 
 def optimize(param, rows: Rows, loss_fn, *, steps: int, lrs_at, betas, penalty: float, tracker: Tracker,
-             stopping: Optional[Stopping] = None) -> torch.Tensor:
+             stopping: Optional[Stopping] = None) -> None:
     """At most ``steps`` per-sample Adam steps of ``param`` (a parametrization: ``forward``,
     ``groups``, ``state``, ``penalty``) on the data fit ``loss_fn(rows.operator(param()), rows.y)``
     ``(R,)`` plus ``penalty`` times the latent penalty; ``lrs_at(t) -> {group: rate}``. With
     ``stopping``, rows stop on their own (converged, at their floor, or stalled) and the phase
-    ends when all have; it also ends when the solve's budget is spent. Returns the ``(R,)`` mask
-    of rows that stopped on their own."""
+    ends when all have; it also ends when the solve's budget is spent."""
     groups = param.groups()
     leaves = [p for ps in groups.values() for p in ps]
     opt = MaskedAdam(groups, betas)
@@ -246,4 +245,3 @@ def optimize(param, rows: Rows, loss_fn, *, steps: int, lrs_at, betas, penalty: 
         if bool(stopper.stopped.all()):
             break
         opt.step(lrs_at(t), ok & ~stopper.stopped)
-    return stopper.stopped if stopper is not None else torch.zeros(n, dtype=torch.bool)

@@ -62,13 +62,13 @@ def _schedule(o, steps: int, peaks: dict):
     return lrs
 
 
-def _stopping(problem: Problem, o) -> Stopping:
+def _stopping(o) -> Stopping:
     return Stopping(tol=o.tol, window=o.stall_window, rtol=o.stall_rtol)
 
 
-def _adam(problem: Problem, o, tracker: Tracker, param, rows: Rows, steps: int, lrs) -> torch.Tensor:
-    return optimize(param, rows, problem.loss, steps=steps, lrs_at=lrs, betas=o.betas, penalty=o.penalty,
-                    tracker=tracker, stopping=_stopping(problem, o))
+def _adam(problem: Problem, o, tracker: Tracker, param, rows: Rows, steps: int, lrs) -> None:
+    optimize(param, rows, problem.loss, steps=steps, lrs_at=lrs, betas=o.betas, penalty=o.penalty,
+             tracker=tracker, stopping=_stopping(o))
 
 
 def _refinable(problem: Problem, o) -> bool:

@@ -87,15 +87,14 @@ def _damped_step(g, z, res, pullback, damp, iters: int, tol: float):
 
     ``g`` maps codes to flat observations (``J`` its Jacobian at ``z``), ``pullback(u) = J^T u``;
     ``damp`` ``(S,)``. Stops a sample once ``|J^T r_1 + sqrt(damp) r_2| <= tol |J^T res|``.
-    Returns ``(d, iterations run)``."""
+    Returns ``d``."""
     sq = damp.sqrt()
     r1, r2 = -res, torch.zeros_like(z)
     s = pullback(r1)
     d, p = torch.zeros_like(z), s.clone()
     gamma = _dot(s, s)
     stop, done = tol ** 2 * gamma, gamma == 0
-    n = 0
-    for n in range(1, iters + 1):
+    for _ in range(iters):
         jp = jvp(g, (z,), (p,))[1]
         delta = _dot(jp, jp) + damp * _dot(p, p)
         alpha = torch.where(done | (delta <= 0), torch.zeros_like(gamma), gamma / delta.clamp_min(1e-300))
@@ -109,7 +108,7 @@ def _damped_step(g, z, res, pullback, damp, iters: int, tol: float):
         done = done | (gamma <= stop)
         if bool(done.all()):
             break
-    return d, n
+    return d
 
 
 def _dense_step(g, z, res, lam, chunk: int):
@@ -175,7 +174,7 @@ def levenberg_marquardt(f, z: torch.Tensor, y: torch.Tensor, steps: int, on_step
             step = _dense_step(g, zi, g(zi) - yi, lam[idx], chunk)
         else:
             out, pullback = _linearize(g, zi)
-            step, _ = _damped_step(g, zi, out - yi, pullback, lam[idx] * _scale(g, zi, t), cg_iters, cg_tol)
+            step = _damped_step(g, zi, out - yi, pullback, lam[idx] * _scale(g, zi, t), cg_iters, cg_tol)
         z_new = zi + step
         loss_new = (g(z_new) - yi).square().mean(1)
         accept = torch.isfinite(loss_new) & (loss_new < loss[idx])
