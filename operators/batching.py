@@ -52,10 +52,12 @@ class Subset:
 
 
 class Repeated:
-    """``operator`` applied to ``(B * m, C, H, W)`` images, ``m`` consecutive rows per sample."""
+    """``operator`` applied to ``(B * m, C, H, W)`` images, ``m`` consecutive rows per sample
+    (per-sample when ``operator`` is: then it takes batches of ``batch_size * m``)."""
 
     def __init__(self, operator, m: int):
         self.operator, self.m = operator, m
+        self.batch_size = operator.batch_size * m if is_per_sample(operator) else None
 
     def __call__(self, x):
         if self.m == 1:

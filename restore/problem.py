@@ -33,6 +33,9 @@ class Problem:
     held: self-validation: ``(operator, y)`` of the held-out entries (``y`` and ``operator``
         then see only the fitted ones); every iterate is scored by its held-out MSE and the
         best-scoring one is kept. None: iterates are kept by their data fit.
+    copies: rows per observation (``solve(..., average=K)``): ``y`` holds each observation
+        ``copies`` times (consecutive rows), and each copy starts from its own disjoint share of
+        the initial candidates (:func:`draw_pool`), so the copies are independent solves.
     """
 
     G: Any
@@ -43,6 +46,7 @@ class Problem:
     c: Optional[torch.Tensor] = None
     floor: Optional[torch.Tensor] = None
     held: Optional[Tuple[Callable, torch.Tensor]] = None
+    copies: int = 1
 
     def __post_init__(self):
         floor = torch.zeros(self.y.shape[0], dtype=torch.float64) if self.floor is None else self.floor
@@ -135,14 +139,17 @@ def draw_pool(problem: Problem, n: int, chunk: int, draw_classes: bool = False) 
     """``n`` latents seeded by ``problem.seed``, ranked per sample by data fit (MSE of
     ``A(G(z))`` to ``y``), rendered ``chunk`` at a time. With ``draw_classes`` (a conditional
     prior without given classes) each latent comes with a class id drawn from a
-    ``torch.Generator`` seeded with the same seed, and renders with it."""
+    ``torch.Generator`` seeded with the same seed, and renders with it. With ``problem.copies``
+    ``K > 1`` the candidates are dealt out: copy ``k`` of an observation ranks only candidates
+    ``k, k + K, k + 2K, ...`` (``n // K`` of them), so the copies start apart."""
     G, y, op, c = problem.G, problem.y, problem.operator, problem.c
+    n = max(n // problem.copies, 1) * problem.copies
     z = G.sample_latents(n, seed=problem.seed, device=y.device)
     yf = y.flatten(1).double()
     if draw_classes:
         ids = torch.randint(G.n_classes, (n,), generator=torch.Generator().manual_seed(problem.seed)).to(y.device)
         scores = [_scores(op, G(part, cls), yf) for part, cls in zip(z.split(chunk), ids.split(chunk))]
-        return Pool(z, torch.cat(scores, 1).argsort(1), ids)
+        return Pool(z, _dealt(torch.cat(scores, 1).argsort(1), problem.copies), ids)
     scores = []
     for part in z.split(chunk):
         if c is None:
@@ -151,4 +158,13 @@ def draw_pool(problem: Problem, n: int, chunk: int, draw_classes: bool = False) 
             rows = [_scores(Row(op, b), G(part, c[b:b + 1].expand(len(part), *c.shape[1:])), yf[b:b + 1])
                     for b in range(problem.batch)]
             scores.append(torch.cat(rows))
-    return Pool(z, torch.cat(scores, 1).argsort(1))
+    return Pool(z, _dealt(torch.cat(scores, 1).argsort(1), problem.copies))
+
+
+def _dealt(order: torch.Tensor, copies: int) -> torch.Tensor:
+    """``(R, n // copies)``: row ``r``'s ranking ``order`` ``(R, n)`` kept to the candidates
+    ``j`` with ``j % copies == r % copies`` (its copy's share), in the same order."""
+    if copies == 1:
+        return order
+    share = torch.arange(order.shape[0], device=order.device)[:, None] % copies
+    return order[order % copies == share].view(order.shape[0], -1)

@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from priors.class_vector import as_probabilities
 
 from operators import LinearOperator
+from operators.batching import Repeated, is_per_sample
 
 from .consistency import apply_consistency
 from .holdout import Restricted, holdout
@@ -59,6 +60,12 @@ class Result:
     prior_image: ``(B, C, H, W)`` in ``[0, 1]``, the prior's own image of that iterate.
     loss: ``(B,)`` its data-fit loss. best_step: ``(B,)`` the step it was reached at.
     held_loss: ``(B,)`` its held-out MSE with ``validate``, else None.
+    samples, spread: with ``average=K > 1``: ``(B, K, C, H, W)`` the ``K`` independent
+        solutions (each made consistent) whose mean is ``image``, and ``(B, C, H, W)`` their
+        per-pixel std; then ``image``/``prior_image`` are means, ``loss`` is the mean prior
+        image's data fit, ``held_loss`` the copies' mean, and ``best_step``, ``latents``,
+        ``finetuned["params"]`` have a copy axis after the batch (``(B, K, ...)``), ``history``
+        is ``(steps run, B, K)``. Else None.
     sigma: ``(B,)`` the noise std the solve used (given, estimated with ``sigma="auto"``, or 1 in
         the whitened space of ``noise="poisson"``), else None.
     latents: ``{name: (B, ...)}`` codes of the best iterate (``z``; or ``codes``, ``importance``
@@ -84,6 +91,8 @@ class Result:
     prior_image: Optional[torch.Tensor] = None
     held_loss: Optional[torch.Tensor] = None
     sigma: Optional[torch.Tensor] = None
+    samples: Optional[torch.Tensor] = None
+    spread: Optional[torch.Tensor] = None
 
 
 
@@ -268,11 +277,11 @@ def solve(y: torch.Tensor, operator: Callable, prior, *, method: str = DEFAULT_M
     if sigma == "auto":
         model = dataclasses.replace(model, sigma=_auto_sigma(model, prior, seed, c, opts.space))
     y_fit, op_fit, held = _validation_split(model.y, model.operator, opts.validate, seed)
-    problem = Problem(G, y_fit, op_fit, loss_fn, seed, c, floor=model.floor, held=held)
+    problem = _copied(Problem(G, y_fit, op_fit, loss_fn, seed, c, floor=model.floor, held=held), opts.average)
     solver, stopped = SOLVERS[method], False
     with _noise_fixed(G, seed), tqdm(total=opts.steps, disable=not progress, desc=f"restore[{method}]",
                                      leave=False) as bar:
-        tracker = Tracker(y.shape[0], callbacks, bar, budget=opts.steps, name=f"restore[{method}]")
+        tracker = Tracker(problem.batch, callbacks, bar, budget=opts.steps, name=f"restore[{method}]")
         context = solver.setup(problem, opts)
         try:
             solver.run(problem, opts, tracker, context)
@@ -280,15 +289,47 @@ def solve(y: torch.Tensor, operator: Callable, prior, *, method: str = DEFAULT_M
             stopped = True
         state, finetuned = solver.finish(opts, tracker, context)
         tracker.finish()
-    history = torch.stack(tracker.history) if tracker.history else torch.zeros(0, y.shape[0])
+    history = torch.stack(tracker.history) if tracker.history else torch.zeros(0, problem.batch)
     prior_image = tracker.image.clamp(0, 1)
-    return Result(image=_consistent(prior_image, model, opts.consistency),
-                  loss=tracker.kept_fit, best_step=tracker.best_step, latents=dict(state), history=history,
-                  options={"method": method, "seed": seed, "loss": loss, "sigma": sigma, "noise": noise,
-                           "gain": gain, **as_dict(opts)},
-                  finetuned=finetuned, nonfinite_steps=tracker.nonfinite, stopped_early=stopped,
-                  prior_image=prior_image, held_loss=tracker.best_score if held is not None else None,
-                  sigma=model.sigma)
+    result = Result(image=_consistent_copies(prior_image, model, opts.consistency, opts.average),
+                    loss=tracker.kept_fit, best_step=tracker.best_step, latents=dict(state), history=history,
+                    options={"method": method, "seed": seed, "loss": loss, "sigma": sigma, "noise": noise,
+                             "gain": gain, **as_dict(opts)},
+                    finetuned=finetuned, nonfinite_steps=tracker.nonfinite, stopped_early=stopped,
+                    prior_image=prior_image, held_loss=tracker.best_score if held is not None else None,
+                    sigma=model.sigma)
+    return result if opts.average == 1 else _averaged(result, opts.average, model, loss_fn)
+
+
+def _copied(problem: Problem, k: int) -> Problem:
+    """``problem`` with each observation repeated ``k`` times (consecutive rows), the copies
+    dealt disjoint initial candidates (``Problem.copies``); ``k == 1``: ``problem`` itself."""
+    if k == 1:
+        return problem
+    rep = lambda t: None if t is None else t.repeat_interleave(k, 0)  # noqa: E731
+    view = lambda op: Repeated(op, k) if is_per_sample(op) else op  # noqa: E731 - a shared one takes any batch
+    held = None if problem.held is None else (view(problem.held[0]), rep(problem.held[1]))
+    return dataclasses.replace(problem, y=rep(problem.y), operator=view(problem.operator), c=rep(problem.c),
+                               floor=rep(problem.floor), held=held, copies=k)
+
+
+def _averaged(result: Result, k: int, model, loss_fn) -> Result:
+    """Fold the ``B * k`` rows of an ``average=k`` solve into ``B`` observations: ``image`` and
+    ``prior_image`` the copies' means, ``loss`` the data fit of the mean prior image,
+    ``samples``/``spread`` the copies and their per-pixel std; per-row fields get a copy axis."""
+    fold = lambda t: t.unflatten(0, (-1, k))  # noqa: E731
+    samples, prior = fold(result.image), fold(result.prior_image).mean(1)
+    with torch.no_grad():
+        fit = loss_fn(model.operator(prior), model.y).detach().double()
+    folded = lambda d: {n: fold(v) if isinstance(v, torch.Tensor) else v for n, v in d.items()}  # noqa: E731
+    finetuned = None if result.finetuned is None else {**result.finetuned,
+                                                       "params": folded(result.finetuned["params"])}
+    return dataclasses.replace(
+        result, image=samples.mean(1), prior_image=prior, loss=fit, best_step=fold(result.best_step),
+        latents=folded(result.latents), history=result.history.unflatten(1, (-1, k)), finetuned=finetuned,
+        nonfinite_steps=fold(result.nonfinite_steps).sum(1),
+        held_loss=None if result.held_loss is None else fold(result.held_loss).mean(1),
+        samples=samples, spread=samples.std(1) if k > 1 else torch.zeros_like(samples[:, 0]))
 
 
 def _auto_sigma(model, prior, seed: int, c, space: str) -> torch.Tensor:
@@ -311,6 +352,13 @@ def _validation_split(y, operator, fraction: float, seed: int):
     split = holdout(y, operator, fraction, seed)
     fit, held = Restricted(operator, split.fit).to(y.device), Restricted(operator, split.held).to(y.device)
     return fit.observe(y), fit, (held, held.observe(y))
+
+
+def _consistent_copies(x, model, mode: str, k: int):
+    """:func:`_consistent` of ``x`` ``(B * k, C, H, W)``, ``k`` consecutive copies per observation."""
+    if k == 1:
+        return _consistent(x, model, mode)
+    return torch.stack([_consistent(part, model, mode) for part in x.unflatten(0, (-1, k)).unbind(1)], 1).flatten(0, 1)
 
 
 @torch.no_grad()

@@ -319,3 +319,33 @@ def test_self_validation_keeps_the_iterate_with_the_lowest_held_out_error(G, met
     torch.testing.assert_close(res.held_loss, (held(res.image) - held.observe(y)).flatten(1).square().mean(1),
                                rtol=1e-4, atol=1e-7)
     assert run(y, A, G, method).held_loss is None
+
+
+@pytest.mark.parametrize("op", ["mask_per_sample", "cs"])
+@pytest.mark.parametrize("method", sorted(FAST))
+def test_average_is_the_mean_of_independent_batch_independent_copies(G, method, op):
+    """average=K: K copies per observation, started apart (disjoint candidate shares), each one
+    what solving that observation alone gives; the image is their mean, consistent with y."""
+    x = targets(G, 2)
+    A = OPERATORS[op](2)
+    y = A(x)
+    res = run(y, A, G, method, average=3)
+    assert res.samples.shape == (2, 3, *x.shape[1:]) and res.image.shape == x.shape
+    torch.testing.assert_close(res.image, res.samples.mean(1))
+    torch.testing.assert_close(res.spread, res.samples.std(1))
+    assert res.loss.shape == (2,) and res.best_step.shape == (2, 3) and res.history.shape[1:] == (2, 3)
+    assert all(v.shape[:2] == (2, 3) for v in res.latents.values())
+    first = next(iter(res.latents.values()))
+    assert not torch.allclose(first[:, 0], first[:, 1])  # the copies start (and end) apart
+    assert float(res.spread.mean()) > 0
+    if op == "mask_per_sample":
+        assert float((A(res.image) - y).abs().max()) < 1e-6  # observed pixels exact in every copy
+    alone = run(y[1:2], Mask(A.mask[1:2]) if op == "mask_per_sample" else A, G, method, average=3)
+    assert torch.allclose(res.samples[1:2], alone.samples, atol=2e-4)
+
+
+def test_average_option_is_validated(G):
+    x = targets(G, 1)
+    for bad in (0, 65, 2.5, True):
+        with pytest.raises(ValueError, match="average"):
+            run(Downsample(2)(x), Downsample(2), G, "latent", average=bad)
