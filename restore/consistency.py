@@ -60,7 +60,7 @@ __all__ = ["project", "damped", "smooth", "smooth_covariance", "noise_lambda", "
            "diagonal_gram", "MODES", "SMOOTH_LENGTH", "SMOOTH_POWER"]
 
 MODES = ("project", "damped", "smooth", "none")
-SMOOTH_LENGTH = 0.25  # correlation length of ``smooth``'s prior error, as a fraction of the image side
+SMOOTH_LENGTH = 1 / 16  # correlation length of ``smooth``'s prior error, as a fraction of the image side
 SMOOTH_POWER = 2  # p of K = (I + l^2 (-Laplacian))^(-p): 2 is a Matern-like (biharmonic) field
 Lam = Union[float, torch.Tensor]
 
@@ -148,6 +148,7 @@ def _default_tol(dtype: torch.dtype) -> float:
 def _cg(apply: Callable, b: torch.Tensor, tol: float, max_iter: int) -> torch.Tensor:
     """Per-sample conjugate gradients for the SPD system ``apply(u) = b``, ``b`` ``(B, ...)``;
     a sample stops when ``|b - apply(u)| <= tol |b|``."""
+    tiny = torch.finfo(b.dtype).tiny  # 1e-300 is 0 in float32
     u, res = torch.zeros_like(b), b.clone()
     p, rs = res.clone(), _dot(res, res)
     stop = tol ** 2 * rs
@@ -156,15 +157,15 @@ def _cg(apply: Callable, b: torch.Tensor, tol: float, max_iter: int) -> torch.Te
         if bool(done.all()):
             break
         q = apply(p)
-        alpha = torch.where(done, torch.zeros_like(rs), rs / _dot(p, q).clamp_min(1e-300))
+        alpha = torch.where(done, torch.zeros_like(rs), rs / _dot(p, q).clamp_min(tiny))
         u = u + _per_sample(alpha, u) * p
         res = res - _per_sample(alpha, res) * q
         rs_new = _dot(res, res)
-        p = res + _per_sample(rs_new / rs.clamp_min(1e-300), p) * p
+        p = res + _per_sample(rs_new / rs.clamp_min(tiny), p) * p
         rs = rs_new
         done = done | (rs <= stop)
     if not bool(done.all()):
-        worst = float((rs / stop.clamp_min(1e-300)).max().sqrt()) * tol
+        worst = float((rs / stop.clamp_min(tiny)).max().sqrt()) * tol
         warnings.warn(f"consistency: conjugate gradient stopped after {max_iter} iterations with relative "
                       f"residual {worst:.2e} > tol={tol:.1e}; raise max_iter", RuntimeWarning, stacklevel=4)
     return u

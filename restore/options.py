@@ -66,9 +66,12 @@ class _Common:
         operators, :mod:`restore.consistency`): ``"project"`` ``x + A⁺(y − A x)`` (the observed
         content comes from ``y`` exactly, the prior fills the null space), ``"damped"``
         ``x + A*(AA* + λI)⁻¹(y − A x)`` with ``λ`` from the noise level (needs ``sigma``),
-        ``"none"``, or ``"auto"``: damped when ``sigma > 0`` is given, else project, for an
-        ``operators.LinearOperator`` (a plain callable gets none). ``Result.prior_image`` keeps the
-        prior's own image.
+        ``"smooth"`` ``x + K A*(A K A* + λI)⁻¹(y − A x)``: the residual interpolated into the
+        unobserved entries by a smooth field (``K`` a correlation of ``1/16`` of the image side;
+        ``λ`` 0 noise-free, else from ``sigma``), ``"none"``, or ``"auto"``: smooth for an
+        ``operators.LinearOperator`` (a plain callable gets none). On the real-photo benchmark
+        smooth beats project by 0.4-1.7 dB on 80% missing pixels and compressed sensing, and
+        ties elsewhere. ``Result.prior_image`` keeps the prior's own image.
     validate: self-validation: hold out this seeded fraction of the observed entries
         (:func:`restore.holdout.holdout`), fit the rest, and keep each sample's iterate (any phase,
         any DGP stage and step) with the lowest held-out error; the final consistency step uses
@@ -249,8 +252,8 @@ PRESETS = {
              "default": MganOptions(),
              "quality": MganOptions(steps=3000, n_codes=30, n_init=512)},
     "dgp": {"fast": DgpOptions(n_init=128, stages=_scaled_stages(0.2), refine_steps=5),
-            "default": DgpOptions(),
-            "quality": DgpOptions(n_init=1000, stages=_scaled_stages(2.0))},
+            "default": DgpOptions(stages=_scaled_stages(0.2), average=4),
+            "quality": DgpOptions(n_init=1000, stages=_scaled_stages(0.5), average=8)},
 }
 
 
@@ -280,8 +283,9 @@ def _check_values(opts) -> None:
         raise ValueError(f"jacobian must be 'auto', 'dense' or 'free', got {opts.jacobian!r}")
     if isinstance(opts, _Attempts) and (opts.attempt_steps < 1 or opts.spread < 0):
         raise ValueError(f"attempt_steps must be >= 1 and spread >= 0, got {opts.attempt_steps}, {opts.spread}")
-    if opts.consistency not in ("auto", "project", "damped", "none"):
-        raise ValueError(f"consistency must be 'auto', 'project', 'damped' or 'none', got {opts.consistency!r}")
+    if opts.consistency not in ("auto", "project", "damped", "smooth", "none"):
+        raise ValueError(f"consistency must be 'auto', 'project', 'damped', 'smooth' or 'none', "
+                         f"got {opts.consistency!r}")
     if isinstance(opts.average, bool) or not isinstance(opts.average, int) or not 1 <= opts.average <= 64:
         raise ValueError(f"average (independent solves per observation) must be an int in [1, 64], "
                          f"got {opts.average!r}")

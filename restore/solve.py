@@ -367,9 +367,12 @@ def _consistent(x, model, mode: str):
     ``consistency``), in ``[0, 1]``."""
     noisy = model.sigma is not None and bool((model.sigma > 0).any())
     if mode == "auto":
-        mode = "none" if not isinstance(model.operator, LinearOperator) else ("damped" if noisy else "project")
+        mode = "none" if not isinstance(model.operator, LinearOperator) else "smooth"
     if mode == "none":
         return x
+    if mode == "smooth":
+        return apply_consistency(x, model.y, model.operator, "smooth", sigma=model.sigma if noisy else None,
+                                 clamp=True)
     if mode == "damped" and not noisy:
         raise ValueError("consistency='damped' needs the noise level: pass sigma > 0 (or noise='poisson')")
     return apply_consistency(x, model.y, model.operator, mode, sigma=model.sigma if noisy else None, clamp=True)

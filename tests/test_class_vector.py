@@ -21,7 +21,7 @@ PRIORS = {"cdcgan": cdcgan.tiny, "biggan": biggan.tiny, "biggan-pytorch": biggan
 FAST = {
     "latent": dict(n_init=8, n_starts=1, restarts=0, lm_starts=0, refine_steps=0),
     "mgan": dict(n_init=8, n_codes=2, restarts=0, refine_steps=1),
-    "dgp": dict(n_init=8, stages=(Stage(20, 0.05, 0.0, 0), Stage(5, 0.02, 1e-3, 1)), refine_steps=0),
+    "dgp": dict(n_init=8, stages=(Stage(20, 0.05, 0.0, 0), Stage(5, 0.02, 1e-3, 1)), refine_steps=0, average=1),
 }
 STEPS = {"latent": 25, "mgan": 25, "dgp": None}
 LATENT_FROZEN = {"latent": dict(lr=0.0), "mgan": dict(lr=0.0, warm_start=0.0),
@@ -116,7 +116,7 @@ def test_no_class_given_starts_from_best_pair(G, method):
     with torch.no_grad():
         y = G(pool[ROWS], ids[ROWS])
     steps = {"latent": 2, "mgan": 2, "dgp": None}[method]
-    kw = dict(stages=(Stage(1, 0.01, 0.0, 0), Stage(1, 0.01, 1e-4, 1))) if method == "dgp" else {}
+    kw = dict(stages=(Stage(1, 0.01, 0.0, 0), Stage(1, 0.01, 1e-4, 1)), average=1) if method == "dgp" else {}
     res = restore.solve(y, lambda x: x, G, method=method, steps=steps, seed=4, progress=False,
                         optimize_class=True, **{**FAST[method], **kw})
     assert res.latents["class"].argmax(1).tolist() == ids[ROWS].tolist()
@@ -146,7 +146,7 @@ PATHS = {
     "latent": dict(n_init=8, n_starts=2, restarts=1, lm_starts=1, lm_steps=2, sigma=1e-9, refine_steps=2,
                    attempt_steps=8, cg_iters=2),
     "mgan": dict(n_init=8, n_codes=2, restarts=0, refine_steps=1),
-    "dgp": dict(n_init=8, stages=(Stage(8, 0.05, 0.0, 0), Stage(4, 0.02, 1e-3, 1)), refine_steps=2),
+    "dgp": dict(n_init=8, stages=(Stage(8, 0.05, 0.0, 0), Stage(4, 0.02, 1e-3, 1)), refine_steps=2, average=1),
 }
 
 

@@ -185,7 +185,7 @@ def test_dgp_unfreezes_first_to_last(variant):
     log = _CallLog(_head_module(G.blocks[0]))
     stages = _dgp_stages(n)
     # no latent polish: here the fine-tuning stages must do the fitting
-    res = restore.solve(y, op, G, method="dgp", seed=0, c=c, space=VARIANTS[variant][1], stages=stages,
+    res = restore.solve(y, op, G, method="dgp", seed=0, c=c, space=VARIANTS[variant][1], stages=stages, average=1,
                         callbacks=(log.callback,), refine_steps=0, **FAST)
     steps = sum(s.steps for s in stages)
     _check_result(res, G, steps)
@@ -226,7 +226,7 @@ def test_seed_reproduces(variant, method):
     op = _operator("mask", G)
     y = _observe(G, c, op)
     kw = {"latent": dict(steps=3, n_starts=2, restarts=0, lm_starts=0, refine_steps=0), "mgan": dict(steps=3, n_codes=3, split=1, restarts=0, refine_steps=1),
-          "dgp": dict(stages=(Stage(1, 0.1, 0.0, 0), Stage(2, 0.05, 1e-3, len(G.blocks))))}[method]
+          "dgp": dict(stages=(Stage(1, 0.1, 0.0, 0), Stage(2, 0.05, 1e-3, len(G.blocks))), average=1)}[method]
     run = lambda seed: restore.solve(y, op, G, method=method, seed=seed, c=c, space=VARIANTS[variant][1],  # noqa: E731
                                      **kw, **FAST)
     first, again = run(7), run(7)
@@ -265,7 +265,7 @@ def test_dfeat_loss_runs_with_discriminator(variant, method):
     y = _observe(G, c, op)
     if method == "dgp":
         stages = (Stage(3, 0.1, 0.0, 0), Stage(5, 0.05, 1e-3, len(G.blocks)))
-        res = restore.solve(y, op, G, method="dgp", seed=0, c=c, loss={"mse": 1.0, "dfeat": 0.1}, stages=stages,
+        res = restore.solve(y, op, G, method="dgp", seed=0, c=c, loss={"mse": 1.0, "dfeat": 0.1}, stages=stages, average=1,
                             **FAST)
     else:
         res = restore.solve(y, op, G, method="latent", steps=8, seed=0, c=c, loss="dfeat", n_starts=1,

@@ -14,7 +14,7 @@ torch.set_num_threads(1)
 FAST = {
     "latent": dict(n_init=16, n_starts=2, restarts=0, refine_steps=2, lm_starts=1, lm_steps=2),
     "mgan": dict(n_init=16, n_codes=3, n_starts=2, restarts=0, lm_starts=0, refine_steps=2),
-    "dgp": dict(n_init=16, stages=(Stage(10, 0.1, 0.0, 0), Stage(10, 0.05, 1e-3, 2))),
+    "dgp": dict(n_init=16, stages=(Stage(10, 0.1, 0.0, 0), Stage(10, 0.05, 1e-3, 2)), average=1),
 }
 STEPS = {"latent": 20, "mgan": 20, "dgp": None}
 OPERATORS = {
