@@ -165,6 +165,7 @@ def _ensemble(y, operator, prior, n, sigma, gen, seed, method, progress, solve_o
     B = y.shape[0]
     if method in ("latent", "mgan"):  # the perturbed copies hold noise of variance 2 sigma^2
         solve_options = {"sigma": sigma * 2 ** 0.5, **solve_options}
+    solve_options = {"average": 1, **solve_options}  # each member is one solution, not a mean of several
     noisy = y.detach().repeat(n, *([1] * (y.dim() - 1)))
     noisy = noisy + (sigma * _draw(noisy.shape, gen, y)).to(y.dtype)
     res = solve(noisy, _Tiled(operator, B), prior, method=method, seed=seed, progress=progress, **solve_options)
