@@ -47,6 +47,7 @@ Example::
 """
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import warnings
@@ -240,7 +241,7 @@ def damped(x: torch.Tensor, y: torch.Tensor, operator, lam: Lam, *, tol: Optiona
 
 @torch.no_grad()
 def noise_lambda(x: torch.Tensor, y: torch.Tensor, operator, sigma, *, probes: int = 8,
-                 seed: int = 0) -> torch.Tensor:
+                 seed: int = 0, root: Optional[Callable] = None) -> torch.Tensor:
     """``λ = σ² / τ̂²`` per sample ``(B,)``: the rule behind :func:`damped` (empirical Bayes).
     ``sigma``: a float, or ``(B,)`` one noise std per sample.
 
@@ -252,7 +253,9 @@ def noise_lambda(x: torch.Tensor, y: torch.Tensor, operator, sigma, *, probes: i
     (``x`` is kept), ``0`` when ``sigma == 0`` (projection). Observed entries are those where
     ``A A*`` is positive for a diagonal gram (a Mask's holes are ignored, noisy or not), else all;
     ``tr(A A*)`` is exact for a diagonal gram, else Hutchinson's estimate ``mean |A v|²`` over
-    ``probes`` seeded Rademacher images ``v``.
+    ``probes`` seeded Rademacher images ``v``. ``root``: for a correlated prior error
+    ``e ~ N(0, τ² K)`` (:func:`smooth`), the map ``v -> K^½ v``; then ``tr(A K A*)`` replaces
+    ``tr(A A*)`` (Hutchinson's estimate ``mean |A K^½ v|²``).
     """
     if isinstance(sigma, torch.Tensor):  # one noise std per sample (B,)
         if sigma.shape != (x.shape[0],) or not bool(torch.isfinite(sigma).all() and (sigma >= 0).all()):
@@ -269,8 +272,13 @@ def noise_lambda(x: torch.Tensor, y: torch.Tensor, operator, sigma, *, probes: i
         info = g > 0
         trace, energy, m = g.flatten(1).sum(1), (r.square() * info).flatten(1).sum(1), info.flatten(1).sum(1)
     else:
+        trace = None
+        energy = r.square().flatten(1).sum(1)
+        m = torch.full_like(energy, r[0].numel())
+    if root is not None:  # correlated prior error: tr(A K A*) = E |A K^1/2 v|^2
+        trace = _hutchinson_trace(lambda v: operator(root(v)), x, probes, seed)
+    elif trace is None:
         trace = _hutchinson_trace(operator, x, probes, seed)
-        energy, m = r.square().flatten(1).sum(1), torch.full_like(trace, r[0].numel())
     sigma = torch.as_tensor(sigma, dtype=torch.float64, device=trace.device).expand_as(trace)
     tau2 = (energy - m * sigma ** 2).clamp_min(0) / trace.clamp_min(1e-300)
     lam = torch.where(tau2 > 0, sigma ** 2 / tau2.clamp_min(1e-300), torch.full_like(tau2, math.inf))
@@ -300,12 +308,19 @@ def smooth_covariance(v: torch.Tensor, length: float, power: int = SMOOTH_POWER)
     h, w = v.shape[-2:]
     ext = torch.cat([v, v.flip(-1)], -1)
     ext = torch.cat([ext, ext.flip(-2)], -2)
-    ky = torch.arange(2 * h, device=v.device, dtype=torch.float64)
-    kx = torch.arange(w + 1, device=v.device, dtype=torch.float64)
-    lap = 4 * torch.sin(math.pi * ky / (2 * h))[:, None] ** 2 + 4 * torch.sin(math.pi * kx / (2 * w))[None] ** 2
-    symbol = ((1 + length ** 2 * lap) ** (-power)).to(v.dtype if v.dtype == torch.float64 else torch.float32)
+    symbol = _symbol(h, w, float(length), float(power), v.device,
+                     torch.float64 if v.dtype == torch.float64 else torch.float32)
     out = torch.fft.irfft2(torch.fft.rfft2(ext) * symbol, s=(2 * h, 2 * w))
     return out[..., :h, :w].to(v.dtype)
+
+
+@functools.lru_cache(maxsize=32)
+def _symbol(h: int, w: int, length: float, power: float, device, dtype) -> torch.Tensor:
+    """``(2h, w + 1)`` eigenvalues of :func:`smooth_covariance`'s ``K`` on the rfft grid."""
+    ky = torch.arange(2 * h, device=device, dtype=torch.float64)
+    kx = torch.arange(w + 1, device=device, dtype=torch.float64)
+    lap = 4 * torch.sin(math.pi * ky / (2 * h))[:, None] ** 2 + 4 * torch.sin(math.pi * kx / (2 * w))[None] ** 2
+    return ((1 + length ** 2 * lap) ** (-power)).to(dtype)
 
 
 @torch.no_grad()
@@ -341,27 +356,14 @@ def smooth(x: torch.Tensor, y: torch.Tensor, operator, *, lam: Lam = 0.0, length
     return out
 
 
-@torch.no_grad()
 def smooth_lambda(x: torch.Tensor, y: torch.Tensor, operator, sigma, *, length: Optional[float] = None,
                   power: int = SMOOTH_POWER, probes: int = 8, seed: int = 0) -> torch.Tensor:
     """``λ = σ² / τ̂²`` per sample ``(B,)`` for :func:`smooth`: :func:`noise_lambda`'s rule with
-    the correlated prior error ``e ~ N(0, τ² K)``, so ``E |r|² = τ² tr(A K A*) + m σ²``;
-    ``tr(A K A*)`` by Hutchinson (``mean |A K^½ v|²``, ``K^½`` the filter of half the power)."""
-    lam_white = noise_lambda(x, y, operator, sigma, probes=probes, seed=seed)  # checks sigma, the shapes
-    sigma = torch.as_tensor(sigma, dtype=torch.float64, device=x.device).expand(x.shape[0])
+    the correlated prior error ``e ~ N(0, τ² K)``, so ``E |r|² = τ² tr(A K A*) + m σ²``
+    (``K^½`` is the filter of half the power)."""
     length = SMOOTH_LENGTH * min(x.shape[-2:]) if length is None else float(length)
-    r = (y.to(x) - operator(x)).double()
-    d = diagonal_gram(operator)
-    info = (torch.as_tensor(d, device=r.device).expand_as(r) > 0) if d is not None else torch.ones_like(r, dtype=torch.bool)
-    energy, m = (r.square() * info).flatten(1).sum(1), info.flatten(1).sum(1)
-    gen = torch.Generator().manual_seed(seed)
-    trace = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
-    for _ in range(probes):
-        v = torch.randint(0, 2, x.shape, generator=gen).to(x) * 2 - 1
-        trace += operator(smooth_covariance(v, length, power / 2)).double().square().flatten(1).sum(1)
-    tau2 = (energy - m * sigma ** 2).clamp_min(0) / (trace / probes).clamp_min(1e-300)
-    lam = torch.where(tau2 > 0, sigma ** 2 / tau2.clamp_min(1e-300), torch.full_like(tau2, math.inf))
-    return torch.where(sigma == 0, torch.zeros_like(lam), lam).to(lam_white.dtype)
+    return noise_lambda(x, y, operator, sigma, probes=probes, seed=seed,
+                        root=lambda v: smooth_covariance(v, length, power / 2))
 
 
 def apply_consistency(x: torch.Tensor, y: torch.Tensor, operator, mode: str = "project", *,

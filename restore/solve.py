@@ -329,7 +329,7 @@ def _averaged(result: Result, k: int, model, loss_fn) -> Result:
         latents=folded(result.latents), history=result.history.unflatten(1, (-1, k)), finetuned=finetuned,
         nonfinite_steps=fold(result.nonfinite_steps).sum(1),
         held_loss=None if result.held_loss is None else fold(result.held_loss).mean(1),
-        samples=samples, spread=samples.std(1) if k > 1 else torch.zeros_like(samples[:, 0]))
+        samples=samples, spread=samples.std(1))
 
 
 def _auto_sigma(model, prior, seed: int, c, space: str) -> torch.Tensor:
@@ -370,9 +370,6 @@ def _consistent(x, model, mode: str):
         mode = "none" if not isinstance(model.operator, LinearOperator) else "smooth"
     if mode == "none":
         return x
-    if mode == "smooth":
-        return apply_consistency(x, model.y, model.operator, "smooth", sigma=model.sigma if noisy else None,
-                                 clamp=True)
     if mode == "damped" and not noisy:
         raise ValueError("consistency='damped' needs the noise level: pass sigma > 0 (or noise='poisson')")
     return apply_consistency(x, model.y, model.operator, mode, sigma=model.sigma if noisy else None, clamp=True)
