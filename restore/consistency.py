@@ -13,14 +13,17 @@ the prior's error. With the residual ``r = y - A x`` (``(B, *out)``):
   rule (empirical Bayes: ``τ²`` estimated from the residual), not a tuned constant.
 
 * ``smooth``: ``x + K A*(A K A* + λ I)⁻¹ r``: the same posterior mean with a *correlated* prior
-  error ``e ~ N(0, τ² K)`` instead of a white one. ``K = (I + ℓ² (-Δ))^(-p)`` (Neumann boundary,
+  error ``e ~ N(0, τ² K)`` instead of a white one. ``K = C ⊗ (I + ℓ² (-Δ))^(-p)`` (Neumann boundary,
   applied by FFT of the mirrored image: :func:`smooth_covariance`) says the prior's error is a
   smooth field of correlation length ``ℓ`` pixels, as the error of a GAN's fit to a real photo
-  is (a shifted tone, a misplaced feature, a wrong colour cast), not pixel noise. So the
-  residual seen at observed entries is interpolated into the unobserved ones (kriging): around
-  a hole the seam disappears, between the observed pixels of a sparse mask the correction is
-  the smooth field through them (not the prior's values beside ``y``'s), and compressed
-  sensing's correction is a smooth image instead of ``A⁺``'s noise-like one. ``A(out) = y`` is
+  is (a shifted tone, a misplaced feature, a wrong colour cast), not pixel noise; and, in an
+  RGB image, one shared by the three channels (correlation ``SMOOTH_COLOUR`` = 0.9: mostly a
+  wrong brightness), so a gray observation's correction goes on the luma and keeps the
+  prior's chroma, with no colour cast. So the residual seen at observed entries is
+  interpolated into the unobserved ones (kriging): around a hole the seam disappears, between
+  the observed pixels of a sparse mask the correction is the smooth field through them (not
+  the prior's values beside ``y``'s), and compressed sensing's correction is a smooth, mostly
+  gray image instead of ``A⁺``'s noise-like one. ``A(out) = y`` is
   kept exactly (a final ``project`` pass removes CG's tolerance); ``λ`` as for ``damped``.
 
 Closed forms where ``A A*`` is diagonal (no iterations): ``Mask`` (``A A* = M``), box
@@ -58,11 +61,12 @@ import torch
 from operators import CompressedSensing, ComposedOperator, Downsample, Grayscale, LinearOperator, Mask
 
 __all__ = ["project", "damped", "smooth", "smooth_covariance", "noise_lambda", "apply_consistency",
-           "diagonal_gram", "MODES", "SMOOTH_LENGTH", "SMOOTH_POWER"]
+           "diagonal_gram", "MODES", "SMOOTH_LENGTH", "SMOOTH_POWER", "SMOOTH_COLOUR"]
 
 MODES = ("project", "damped", "smooth", "none")
 SMOOTH_LENGTH = 1 / 16  # correlation length of ``smooth``'s prior error, as a fraction of the image side
 SMOOTH_POWER = 2  # p of K = (I + l^2 (-Laplacian))^(-p): 2 is a Matern-like (biharmonic) field
+SMOOTH_COLOUR = 0.9  # correlation of the prior error between the R, G and B channels (see smooth_covariance)
 Lam = Union[float, torch.Tensor]
 
 
@@ -297,21 +301,41 @@ def _hutchinson_trace(operator, x: torch.Tensor, probes: int, seed: int) -> torc
 
 
 # ----------------------------------------------------------------------------- smooth correction
-def smooth_covariance(v: torch.Tensor, length: float, power: int = SMOOTH_POWER) -> torch.Tensor:
-    """``K v`` for images ``v`` ``(B, C, H, W)``, ``K = (I + length² (-Δ))^(-power)``.
+def smooth_covariance(v: torch.Tensor, length: float, power: float = SMOOTH_POWER,
+                      colour: float = SMOOTH_COLOUR, root: bool = False) -> torch.Tensor:
+    """``K v`` for images ``v`` ``(B, C, H, W)``, ``K = C_colour ⊗ (I + length² (-Δ))^(-power)``.
 
-    ``Δ`` is the 5-point Laplacian with Neumann (reflecting) boundaries, diagonalised by the FFT
-    of the image mirrored to ``(2H, 2W)`` (eigenvalues ``4 sin²(π k / 2H) + 4 sin²(π l / 2W)``).
-    ``K`` is symmetric positive definite with eigenvalues in ``(0, 1]`` (1 for a constant image):
-    a low-pass filter of cut-off about ``1 / length`` cycles per pixel. Per channel, same shape out.
+    Space: ``Δ`` is the 5-point Laplacian with Neumann (reflecting) boundaries, diagonalised by
+    the FFT of the image mirrored to ``(2H, 2W)`` (eigenvalues ``4 sin²(π k / 2H) + 4 sin²(π l /
+    2W)``): a low-pass filter of cut-off about ``1 / length`` cycles per pixel.
+
+    Colour (3-channel images only; other channel counts are filtered channel by channel): the
+    channels' errors correlate at ``colour`` (``ρ``): ``C_colour`` has eigenvalue 1 on gray
+    ``(1, 1, 1)`` and ``κ = (1 - ρ) / (1 + 2ρ)`` on the two chroma directions (the correlation
+    matrix ``(1 - ρ) I + ρ 11ᵀ``, scaled). A GAN's error on a real photo is mostly a wrong
+    brightness or shading, shared by R, G and B (measured on the benchmark's dev photos: channel
+    correlations 0.8-0.96), so a correction that ``y`` leaves free to choose (a gray
+    observation's chroma, compressed sensing's mixed channels) is put on gray: colorization keeps
+    the prior's chroma and corrects its luma (no green or magenta cast where ``w``-weighted
+    minimum-norm corrections would add one), and compressed sensing's correction is not split
+    into colour noise. ``colour=0`` filters each channel alone.
+
+    ``K`` is symmetric positive definite with eigenvalues in ``(0, 1]`` (1 for a constant gray
+    image). ``root=True`` applies ``K^½`` instead (both factors at half their power). Same shape out.
     """
+    if not 0 <= colour < 1:
+        raise ValueError(f"colour (the channels' correlation) must be in [0, 1), got {colour!r}")
     h, w = v.shape[-2:]
     ext = torch.cat([v, v.flip(-1)], -1)
     ext = torch.cat([ext, ext.flip(-2)], -2)
-    symbol = _symbol(h, w, float(length), float(power), v.device,
+    half = 0.5 if root else 1.0
+    symbol = _symbol(h, w, float(length), float(power) * half, v.device,
                      torch.float64 if v.dtype == torch.float64 else torch.float32)
-    out = torch.fft.irfft2(torch.fft.rfft2(ext) * symbol, s=(2 * h, 2 * w))
-    return out[..., :h, :w].to(v.dtype)
+    out = torch.fft.irfft2(torch.fft.rfft2(ext) * symbol, s=(2 * h, 2 * w))[..., :h, :w].to(v.dtype)
+    if v.shape[-3] == 3 and colour > 0:
+        gray = out.mean(-3, keepdim=True)
+        out = gray + ((1 - colour) / (1 + 2 * colour)) ** half * (out - gray)
+    return out
 
 
 @functools.lru_cache(maxsize=32)
@@ -325,15 +349,19 @@ def _symbol(h: int, w: int, length: float, power: float, device, dtype) -> torch
 
 @torch.no_grad()
 def smooth(x: torch.Tensor, y: torch.Tensor, operator, *, lam: Lam = 0.0, length: Optional[float] = None,
-           power: int = SMOOTH_POWER, tol: float = 1e-4, max_iter: int = 300) -> torch.Tensor:
+           power: int = SMOOTH_POWER, colour: float = SMOOTH_COLOUR, tol: float = 1e-4,
+           max_iter: int = 150) -> torch.Tensor:
     """``x + K A*(A K A* + λ I)⁻¹ (y - A x)``: ``(B, C, H, W)``, the residual interpolated by a
     smooth field (see the module; ``K``: :func:`smooth_covariance`).
 
     ``length``: the correlation length in pixels (default ``SMOOTH_LENGTH`` times the image's
-    shorter side); ``lam``: ``λ >= 0`` as for :func:`damped` (a number or ``(B,)``; 0 for
+    shorter side); ``colour``: the channels' error correlation (RGB images; see
+    :func:`smooth_covariance`); ``lam``: ``λ >= 0`` as for :func:`damped` (a number or ``(B,)``; 0 for
     noise-free ``y``: then a final :func:`project` pass makes ``A(out) = y`` to float precision).
     ``tol``, ``max_iter``: the per-sample CG on ``(A K A* + λ I) u = r`` (a loose ``tol`` suffices:
-    the projection removes what is left).
+    the projection removes what is left; on the benchmark's compressed sensing, m = 2000 of
+    12288, the image stops changing after about 150 iterations: 33.10 / 33.21 / 33.21 dB after
+    100 / 150 / 300).
     """
     ax = _check_inputs(x, y, operator)
     _check_linear(operator, x, ax)
@@ -346,7 +374,7 @@ def smooth(x: torch.Tensor, y: torch.Tensor, operator, *, lam: Lam = 0.0, length
     inf = torch.isinf(lam_t)
     lam_t = torch.where(inf, torch.zeros_like(lam_t), lam_t)
     r = torch.where(inf, torch.zeros_like(r), r)
-    K = lambda v: smooth_covariance(v, length, power)  # noqa: E731
+    K = lambda v: smooth_covariance(v, length, power, colour)  # noqa: E731
     with warnings.catch_warnings():  # a loose CG; the projection below finishes the job
         warnings.simplefilter("ignore", RuntimeWarning)
         u = _cg(lambda v: operator(K(At(v))) + lam_t * v, r, tol, max_iter)
@@ -357,13 +385,14 @@ def smooth(x: torch.Tensor, y: torch.Tensor, operator, *, lam: Lam = 0.0, length
 
 
 def smooth_lambda(x: torch.Tensor, y: torch.Tensor, operator, sigma, *, length: Optional[float] = None,
-                  power: int = SMOOTH_POWER, probes: int = 8, seed: int = 0) -> torch.Tensor:
+                  power: int = SMOOTH_POWER, colour: float = SMOOTH_COLOUR, probes: int = 8,
+                  seed: int = 0) -> torch.Tensor:
     """``λ = σ² / τ̂²`` per sample ``(B,)`` for :func:`smooth`: :func:`noise_lambda`'s rule with
     the correlated prior error ``e ~ N(0, τ² K)``, so ``E |r|² = τ² tr(A K A*) + m σ²``
-    (``K^½`` is the filter of half the power)."""
+    (``K^½``: :func:`smooth_covariance` with ``root=True``)."""
     length = SMOOTH_LENGTH * min(x.shape[-2:]) if length is None else float(length)
     return noise_lambda(x, y, operator, sigma, probes=probes, seed=seed,
-                        root=lambda v: smooth_covariance(v, length, power / 2))
+                        root=lambda v: smooth_covariance(v, length, power, colour, root=True))
 
 
 def apply_consistency(x: torch.Tensor, y: torch.Tensor, operator, mode: str = "project", *,

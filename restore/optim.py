@@ -55,6 +55,11 @@ class MaskedAdam:
         """One update of the samples where ``active`` (a (B,) bool mask) is True.
 
         ``lrs`` maps group names to learning rates; a group at rate 0 (or absent) is not touched.
+        The active samples' gradients must be finite (:func:`grad_finite_rows`; the solver loop
+        leaves the others out); the inactive samples keep their parameters and moments, whatever
+        their gradients hold. All active: one in-place pass over each tensor; else the update
+        runs on the active rows only (the same arithmetic per element, so a sample's path does
+        not depend on which others are active).
         """
         b1, b2 = self.betas
         act = active.to(self.t.dtype)
@@ -62,6 +67,9 @@ class MaskedAdam:
         tc = self.t.clamp(min=1)
         bc1 = 1 - b1 ** tc if b1 > 0 else torch.ones_like(tc)
         bc2 = 1 - b2 ** tc
+        rows = None if bool(active.all()) else active.nonzero().squeeze(1)
+        if rows is not None and rows.numel() == 0:
+            return
         for name, params in self.groups.items():
             lr = float(lrs.get(name, 0.0))
             if lr == 0.0:
@@ -69,24 +77,38 @@ class MaskedAdam:
             for p in params:
                 if p.grad is None:
                     continue
-                self._update(p, lr, act, bc1, bc2)
+                m, v = self.m[id(p)], self.v[id(p)]
+                if rows is None:
+                    self._adam(p, p.grad, m, v, lr, bc1, bc2)
+                    continue
+                part = [t.index_select(0, rows) for t in (p, p.grad, m, v)]
+                self._adam(*part, lr, bc1[rows], bc2[rows])
+                for full, new in zip((p, m, v), (part[0], part[2], part[3])):
+                    full.index_copy_(0, rows, new)
 
-    def _update(self, p, lr, act, bc1, bc2) -> None:
+    def _adam(self, p, g, m, v, lr, bc1, bc2) -> None:
+        """In place: ``m, v`` moments, ``p -= lr m̂ / (sqrt(v̂) + eps)`` with per-row bias
+        corrections ``bc1, bc2`` ``(R,)``; every tensor ``(R, ...)``."""
         b1, b2 = self.betas
         shape = (-1,) + (1,) * (p.dim() - 1)
-        a = act.view(shape)
-        g = torch.nan_to_num(p.grad, nan=0.0, posinf=0.0, neginf=0.0) * a
-        m, v = self.m[id(p)], self.v[id(p)]
-        m.mul_(1 - (1 - b1) * a).add_(g, alpha=1 - b1)
-        v.mul_(1 - (1 - b2) * a).addcmul_(g, g, value=1 - b2)
-        denom = (v / bc2.view(shape)).sqrt_().add_(self.eps)
-        p.sub_((m / bc1.view(shape)) / denom * (a * lr))
+        m.mul_(b1).add_(g, alpha=1 - b1)
+        v.mul_(b2).addcmul_(g, g, value=1 - b2)
+        denom = (v / bc2.view(shape)).sqrt_().add_(self.eps).mul_(bc1.view(shape))
+        p.addcdiv_(m, denom, value=-lr)
 
 
 def grad_finite_rows(params: List[torch.Tensor], batch: int) -> torch.Tensor:
-    """A (B,) bool mask of samples whose gradients are all finite."""
+    """A (B,) bool mask of samples whose gradients are all finite.
+
+    One reduction a tensor: a row's sum is finite when its entries are (an inf or NaN makes it
+    non-finite); only rows whose sum is not (an overflow of huge finite entries included) are
+    checked entry by entry."""
     ok = torch.ones(batch, dtype=torch.bool, device=params[0].device)
     for p in params:
-        if p.grad is not None:
-            ok &= torch.isfinite(p.grad).reshape(batch, -1).all(1)
+        if p.grad is None:
+            continue
+        g = p.grad.reshape(batch, -1)
+        bad = ~torch.isfinite(g.sum(1))
+        if bool(bad.any()):
+            ok &= ~bad | torch.isfinite(g).all(1)
     return ok

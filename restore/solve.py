@@ -29,7 +29,7 @@ import contextlib
 import dataclasses
 
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Callable, NamedTuple, Optional, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -358,7 +358,18 @@ def _consistent_copies(x, model, mode: str, k: int):
     """:func:`_consistent` of ``x`` ``(B * k, C, H, W)``, ``k`` consecutive copies per observation."""
     if k == 1:
         return _consistent(x, model, mode)
+    if not is_per_sample(model.operator):  # one batched correction of all the copies
+        rep = lambda t: None if t is None else t.repeat_interleave(k, 0)  # noqa: E731
+        return _consistent(x, _Observed(rep(model.y), model.operator, rep(model.sigma)), mode)
     return torch.stack([_consistent(part, model, mode) for part in x.unflatten(0, (-1, k)).unbind(1)], 1).flatten(0, 1)
+
+
+class _Observed(NamedTuple):
+    """What :func:`_consistent` reads of a model: ``y`` ``(B, *out)``, the operator, ``sigma`` ``(B,)`` or None."""
+
+    y: torch.Tensor
+    operator: object
+    sigma: Optional[torch.Tensor]
 
 
 @torch.no_grad()

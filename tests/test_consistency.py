@@ -214,6 +214,47 @@ def test_smooth_covariance_is_a_symmetric_low_pass_filter():
     assert float(smooth_covariance(checker[None, None].double(), 3.0).abs().max()) < 0.02  # the highest frequencies are cut
 
 
+@pytest.mark.parametrize("colour", [0.0, 0.5, 0.9])
+def test_smooth_covariance_colour_factor_and_its_root(colour):
+    """``K = C ⊗ K_s``: symmetric, gray passes with the spatial filter alone, chroma is scaled by
+    ``κ = (1 - ρ) / (1 + 2ρ)``, and ``root=True`` applied twice is ``K``."""
+    gen = torch.Generator().manual_seed(1)
+    v, w = (torch.randn(2, 3, 12, 10, generator=gen, dtype=torch.float64) for _ in range(2))
+    K = lambda t: smooth_covariance(t, 3.0, colour=colour)  # noqa: E731
+    assert abs(float((K(v) * w).sum() - (v * K(w)).sum())) < 1e-10
+    gray = v.mean(1, keepdim=True).expand_as(v)
+    spatial = smooth_covariance(v, 3.0, colour=0.0)
+    torch.testing.assert_close(K(gray), smooth_covariance(gray, 3.0, colour=0.0))
+    chroma = v - gray
+    kappa = (1 - colour) / (1 + 2 * colour)
+    torch.testing.assert_close(K(chroma), kappa * smooth_covariance(chroma, 3.0, colour=0.0))
+    half = lambda t: smooth_covariance(t, 3.0, colour=colour, root=True)  # noqa: E731
+    torch.testing.assert_close(half(half(v)), K(v))
+    one_channel = v[:, :1]  # not an RGB image: channel by channel
+    torch.testing.assert_close(smooth_covariance(one_channel, 3.0, colour=colour), spatial[:, :1])
+    with pytest.raises(ValueError, match="colour"):
+        smooth_covariance(v, 3.0, colour=1.0)
+
+
+def test_smooth_colorization_corrects_the_luma_and_keeps_the_prior_chroma():
+    """A gray observation of an RGB image: the correlated colour error puts the correction on
+    gray, so the prior's chroma (RGB minus its mean) barely moves, where the minimum-norm
+    projection adds the luma weights' green-magenta cast; Gray(out) = y either way."""
+    gen = torch.Generator().manual_seed(2)
+    truth = torch.rand(2, 3, 16, 16, generator=gen, dtype=torch.float64)
+    prior = (truth + 0.3 * smooth_covariance(torch.randn(2, 1, 16, 16, generator=gen, dtype=torch.float64), 3.0)
+             ).expand(-1, 3, -1, -1).clone()  # a brightness error shared by R, G, B
+    prior = prior + 0.1 * (truth - truth.mean(1, keepdim=True))
+    op = Grayscale().to(torch.float64)
+    y = op(truth)
+    chroma = lambda t: t - t.mean(1, keepdim=True)  # noqa: E731
+    moved = {}
+    for name, out in (("smooth", smooth(prior, y, op)), ("project", project(prior, y, op))):
+        assert float((op(out) - y).abs().max()) < 1e-6
+        moved[name] = float((chroma(out) - chroma(prior)).norm() / (out - prior).norm())
+    assert moved["smooth"] < 0.05 < 0.3 < moved["project"]
+
+
 def test_smooth_correction_recovers_a_smooth_prior_error_better_than_projection():
     """A prior image off by a smooth field: kriging the residual through 20% observed pixels
     recovers the field; the projection leaves it in all the unobserved pixels."""
