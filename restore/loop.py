@@ -115,6 +115,8 @@ class Tracker:
         """Each sample's best of its ``g`` rows by ``score``."""
         B = fit.shape[0] // g
         masked = torch.where(ok, score, torch.full_like(score, float("inf"))).view(B, g)
+        if g == 1:  # one row a sample: nothing to pick (and no copy of a DGP's stacked blocks)
+            return masked[:, 0], fit, image, state, ok, ~ok
         idx = masked.argmin(1)
         rows = torch.arange(B, device=fit.device) * g + idx
         pick = lambda t: t.index_select(0, rows)  # noqa: E731
@@ -148,11 +150,19 @@ class Tracker:
         self.best_score[sel] = score[better]
         self.kept_fit[sel] = fit_b[better]
         self.best_step[sel] = step
+        everyone = rows.idx is None and bool(better.all())
+        picked = None if everyone else better.nonzero().squeeze(1)
         self.image[sel] = image[better]
         for k, v in state.items():
-            if k not in self.state:  # first sight: every sample's value so far equals this one
-                self.state[k] = v.new_zeros((self.batch, *v.shape[1:])) if rows.idx is not None else v.clone()
-            self.state[k][sel] = v[better]
+            if k not in self.state and rows.idx is None:  # first sight: every sample's value so far is this one
+                self.state[k] = v.clone()
+                continue
+            if k not in self.state:
+                self.state[k] = v.new_zeros((self.batch, *v.shape[1:]))
+            if everyone:  # one pass over a DGP's stacked blocks, not a gather and a scatter
+                self.state[k].copy_(v)
+            elif picked.numel():
+                self.state[k].index_copy_(0, sel, v.index_select(0, picked))
         return fit_b, image, step
 
     def record(self, fit, ok, image, state, rows: Rows, passes=1) -> None:
