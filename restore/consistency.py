@@ -66,6 +66,7 @@ __all__ = ["project", "damped", "smooth", "smooth_covariance", "noise_lambda", "
 MODES = ("project", "damped", "smooth", "none")
 SMOOTH_LENGTH = 1 / 16  # correlation length of ``smooth``'s prior error, as a fraction of the image side
 SMOOTH_POWER = 2  # p of K = (I + l^2 (-Laplacian))^(-p): 2 is a Matern-like (biharmonic) field
+SMOOTH_NUGGET = 0.03  # smooth's least lambda for a Mask, relative to the mean diagonal of A K A* (see smooth)
 SMOOTH_COLOUR = 0.9  # correlation of the prior error between the R, G and B channels (see smooth_covariance)
 Lam = Union[float, torch.Tensor]
 
@@ -349,8 +350,8 @@ def _symbol(h: int, w: int, length: float, power: float, device, dtype) -> torch
 
 @torch.no_grad()
 def smooth(x: torch.Tensor, y: torch.Tensor, operator, *, lam: Lam = 0.0, length: Optional[float] = None,
-           power: int = SMOOTH_POWER, colour: float = SMOOTH_COLOUR, tol: float = 1e-4,
-           max_iter: int = 150) -> torch.Tensor:
+           power: int = SMOOTH_POWER, colour: float = SMOOTH_COLOUR, nugget: Optional[float] = None,
+           tol: float = 1e-4, max_iter: int = 150) -> torch.Tensor:
     """``x + K A*(A K A* + λ I)⁻¹ (y - A x)``: ``(B, C, H, W)``, the residual interpolated by a
     smooth field (see the module; ``K``: :func:`smooth_covariance`).
 
@@ -358,6 +359,14 @@ def smooth(x: torch.Tensor, y: torch.Tensor, operator, *, lam: Lam = 0.0, length
     shorter side); ``colour``: the channels' error correlation (RGB images; see
     :func:`smooth_covariance`); ``lam``: ``λ >= 0`` as for :func:`damped` (a number or ``(B,)``; 0 for
     noise-free ``y``: then a final :func:`project` pass makes ``A(out) = y`` to float precision).
+    ``nugget``: ``λ`` is at least ``nugget`` times the mean diagonal of ``A K A*`` (Hutchinson's
+    estimate), so the field through the observed entries is a smoothing, not an interpolation,
+    of the residual: neighbouring observed pixels are so correlated under ``K`` that their noise
+    would be amplified between them. Default (None): ``SMOOTH_NUGGET`` = 0.03 for a ``Mask``
+    (dev photos, 80% missing pixels: +1.4 dB at noise std 0.02, +0.2 dB noise-free), 0 for
+    other operators (a nugget costs compressed sensing 0.1-0.8 dB). A noise-free solve keeps
+    ``A(out) = y`` anyway (the final projection). Entries a diagonal-gram operator does not
+    observe (a Mask's holes) carry no residual, whatever ``y`` holds there.
     ``tol``, ``max_iter``: the per-sample CG on ``(A K A* + λ I) u = r`` (a loose ``tol`` suffices:
     the projection removes what is left; on the benchmark's compressed sensing, m = 2000 of
     12288, the image stops changing after about 150 iterations: 33.10 / 33.21 / 33.21 dB after
@@ -370,11 +379,20 @@ def smooth(x: torch.Tensor, y: torch.Tensor, operator, *, lam: Lam = 0.0, length
     if not length > 0 or not math.isfinite(length):
         raise ValueError(f"length must be a positive number of pixels, got {length!r}")
     r = y.to(ax) - ax
+    d = diagonal_gram(operator)
+    if d is not None:  # entries A does not observe (a Mask's holes, noisy or not) carry no residual
+        r = torch.where(torch.as_tensor(d, device=r.device).expand_as(r) > 0, r, torch.zeros_like(r))
     lam_t = _lam_tensor(lam, r)
     inf = torch.isinf(lam_t)
     lam_t = torch.where(inf, torch.zeros_like(lam_t), lam_t)
     r = torch.where(inf, torch.zeros_like(r), r)
     K = lambda v: smooth_covariance(v, length, power, colour)  # noqa: E731
+    nugget = (SMOOTH_NUGGET if isinstance(operator, Mask) else 0.0) if nugget is None else float(nugget)
+    if nugget > 0:  # lam >= nugget * (mean diagonal of A K A*): the field need not pass through every entry
+        m = float(r[0].numel())
+        scale = _hutchinson_trace(lambda v: operator(smooth_covariance(v, length, power, colour, root=True)),
+                                  x, 4, 0).to(r) / m
+        lam_t = torch.maximum(lam_t, nugget * _per_sample(scale, r))
     with warnings.catch_warnings():  # a loose CG; the projection below finishes the job
         warnings.simplefilter("ignore", RuntimeWarning)
         u = _cg(lambda v: operator(K(At(v))) + lam_t * v, r, tol, max_iter)
