@@ -296,7 +296,8 @@ def _hutchinson_trace(operator, x: torch.Tensor, probes: int, seed: int) -> torc
     gen = torch.Generator().manual_seed(seed)
     total = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
     for _ in range(probes):
-        v = (torch.randint(0, 2, (1, *x.shape[1:]), generator=gen).to(x) * 2 - 1).expand_as(x)  # every row the same probes: batch-independent
+        v = torch.randint(0, 2, (1, *x.shape[1:]), generator=gen).to(x) * 2 - 1
+        v = v.expand_as(x)  # every row the same probes: a sample's estimate does not depend on its batch
         total += operator(v).double().square().flatten(1).sum(1)
     return total / probes
 

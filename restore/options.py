@@ -73,7 +73,8 @@ class _Common:
         ``operators.LinearOperator`` (a plain callable gets none). On the real-photo benchmark's
         dev photos smooth beats project by 0.4-1.7 dB on 80% missing pixels, 3-5 dB on
         compressed sensing and 0.3-1.0 dB on colorization (where the projection's correction
-        along the luma weights casts green or magenta), and ties on holes. ``Result.prior_image`` keeps the prior's own image.
+        along the luma weights casts green or magenta), and ties on holes.
+        ``Result.prior_image`` keeps the prior's own image.
     validate: self-validation: hold out this seeded fraction of the observed entries
         (:func:`restore.holdout.holdout`), fit the rest, and keep each sample's iterate (any phase,
         any DGP stage and step) with the lowest held-out error; the final consistency step uses

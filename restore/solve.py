@@ -301,12 +301,17 @@ def solve(y: torch.Tensor, operator: Callable, prior, *, method: str = DEFAULT_M
     return result if opts.average == 1 else _averaged(result, opts.average, model, loss_fn)
 
 
+def _repeat_rows(t: Optional[torch.Tensor], k: int) -> Optional[torch.Tensor]:
+    """Each row of ``t`` ``(B, ...)`` ``k`` times in a row: ``(B * k, ...)``; None stays None."""
+    return None if t is None else t.repeat_interleave(k, 0)
+
+
 def _copied(problem: Problem, k: int) -> Problem:
     """``problem`` with each observation repeated ``k`` times (consecutive rows), the copies
     dealt disjoint initial candidates (``Problem.copies``); ``k == 1``: ``problem`` itself."""
     if k == 1:
         return problem
-    rep = lambda t: None if t is None else t.repeat_interleave(k, 0)  # noqa: E731
+    rep = lambda t: _repeat_rows(t, k)  # noqa: E731
     view = lambda op: Repeated(op, k) if is_per_sample(op) else op  # noqa: E731 - a shared one takes any batch
     held = None if problem.held is None else (view(problem.held[0]), rep(problem.held[1]))
     return dataclasses.replace(problem, y=rep(problem.y), operator=view(problem.operator), c=rep(problem.c),
@@ -359,8 +364,7 @@ def _consistent_copies(x, model, mode: str, k: int):
     if k == 1:
         return _consistent(x, model, mode)
     if not is_per_sample(model.operator):  # one batched correction of all the copies
-        rep = lambda t: None if t is None else t.repeat_interleave(k, 0)  # noqa: E731
-        return _consistent(x, _Observed(rep(model.y), model.operator, rep(model.sigma)), mode)
+        return _consistent(x, _Observed(_repeat_rows(model.y, k), model.operator, _repeat_rows(model.sigma, k)), mode)
     return torch.stack([_consistent(part, model, mode) for part in x.unflatten(0, (-1, k)).unbind(1)], 1).flatten(0, 1)
 
 
