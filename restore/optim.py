@@ -49,6 +49,7 @@ class MaskedAdam:
         self.m = {id(p): torch.zeros_like(p) for p in params}
         self.v = {id(p): torch.zeros_like(p) for p in params}
         self.t = torch.zeros(self.batch, device=params[0].device, dtype=params[0].dtype)
+        self._scratch = {}
 
     @torch.no_grad()
     def step(self, lrs: Dict[str, float], active: torch.Tensor) -> None:
@@ -57,9 +58,10 @@ class MaskedAdam:
         ``lrs`` maps group names to learning rates; a group at rate 0 (or absent) is not touched.
         The active samples' gradients must be finite (:func:`grad_finite_rows`; the solver loop
         leaves the others out); the inactive samples keep their parameters and moments, whatever
-        their gradients hold. All active: one in-place pass over each tensor; else the update
-        runs on the active rows only (the same arithmetic per element, so a sample's path does
-        not depend on which others are active).
+        their gradients hold. All active: one in-place pass over each tensor; a few inactive: the
+        same pass, then their rows put back; mostly inactive: the update runs on the active rows
+        only. The arithmetic per element is the same on every path, so a sample's path does not
+        depend on which others are active.
         """
         b1, b2 = self.betas
         act = active.to(self.t.dtype)
@@ -67,7 +69,8 @@ class MaskedAdam:
         tc = self.t.clamp(min=1)
         bc1 = 1 - b1 ** tc if b1 > 0 else torch.ones_like(tc)
         bc2 = 1 - b2 ** tc
-        rows = None if bool(active.all()) else active.nonzero().squeeze(1)
+        inactive = (~active).nonzero().squeeze(1)
+        rows = None if inactive.numel() == 0 else active.nonzero().squeeze(1)
         if rows is not None and rows.numel() == 0:
             return
         for name, params in self.groups.items():
@@ -79,21 +82,36 @@ class MaskedAdam:
                     continue
                 m, v = self.m[id(p)], self.v[id(p)]
                 if rows is None:
-                    self._adam(p, p.grad, m, v, lr, bc1, bc2)
-                    continue
-                part = [t.index_select(0, rows) for t in (p, p.grad, m, v)]
-                self._adam(*part, lr, bc1[rows], bc2[rows])
-                for full, new in zip((p, m, v), (part[0], part[2], part[3])):
-                    full.index_copy_(0, rows, new)
+                    self._adam(p, p.grad, m, v, lr, bc1, bc2, self._buffer(p))
+                elif inactive.numel() <= rows.numel():  # few sit out: update all, put theirs back
+                    kept = [t.index_select(0, inactive) for t in (p, m, v)]
+                    self._adam(p, p.grad, m, v, lr, bc1, bc2, self._buffer(p))
+                    for full, old in zip((p, m, v), kept):
+                        full.index_copy_(0, inactive, old)
+                else:  # most sit out: update the active rows alone
+                    part = [t.index_select(0, rows) for t in (p, p.grad, m, v)]
+                    self._adam(*part, lr, bc1[rows], bc2[rows], torch.empty_like(part[0]))
+                    for full, new in zip((p, m, v), (part[0], part[2], part[3])):
+                        full.index_copy_(0, rows, new)
 
-    def _adam(self, p, g, m, v, lr, bc1, bc2) -> None:
+    def _buffer(self, p: torch.Tensor) -> torch.Tensor:
+        """A scratch tensor shaped like ``p``, kept between steps (allocating one per step costs
+        more than the update on a CPU: fresh pages of a large tensor fault in on first touch)."""
+        buf = self._scratch.get(id(p))
+        if buf is None:
+            buf = self._scratch[id(p)] = torch.empty_like(p)
+        return buf
+
+    def _adam(self, p, g, m, v, lr, bc1, bc2, denom) -> None:
         """In place: ``m, v`` moments, ``p -= lr m̂ / (sqrt(v̂) + eps)`` with per-row bias
-        corrections ``bc1, bc2`` ``(R,)``; every tensor ``(R, ...)``."""
+        corrections ``bc1, bc2`` ``(R,)``; every tensor ``(R, ...)``; ``denom`` scratch of ``p``'s shape.
+        The inactive rows' entries may be anything (even NaN): no row's arithmetic reads another's."""
         b1, b2 = self.betas
         shape = (-1,) + (1,) * (p.dim() - 1)
         m.mul_(b1).add_(g, alpha=1 - b1)
         v.mul_(b2).addcmul_(g, g, value=1 - b2)
-        denom = (v / bc2.view(shape)).sqrt_().add_(self.eps).mul_(bc1.view(shape))
+        torch.div(v, bc2.view(shape), out=denom)
+        denom.sqrt_().add_(self.eps).mul_(bc1.view(shape))
         p.addcdiv_(m, denom, value=-lr)
 
 

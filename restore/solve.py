@@ -209,6 +209,21 @@ def _noise_fixed(G, seed: int):
             G.set_noise(saved)
 
 
+@contextlib.contextmanager
+def _denormals_flushed():
+    """CPU float arithmetic with denormal numbers flushed to zero during the solve, then the
+    caller's setting back. Adam's second moments of fine-tuned weights (DGP) sink to denormals
+    (gradients ~1e-20 squared), where a CPU's arithmetic is tens of times slower: flushing them
+    made DGP's fine-tuning steps about 1.4x faster on 2 cores. Values below ~1e-38 become 0,
+    far below anything a solve resolves."""
+    was = bool((torch.tensor([1e-39]) * 1.0)[0] == 0)  # already flushing?
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(was)
+
+
 def _fresh_seed() -> int:
     return int(torch.Generator().seed() % (2 ** 31))
 
@@ -279,7 +294,7 @@ def solve(y: torch.Tensor, operator: Callable, prior, *, method: str = DEFAULT_M
     y_fit, op_fit, held = _validation_split(model.y, model.operator, opts.validate, seed)
     problem = _copied(Problem(G, y_fit, op_fit, loss_fn, seed, c, floor=model.floor, held=held), opts.average)
     solver, stopped = SOLVERS[method], False
-    with _noise_fixed(G, seed), tqdm(total=opts.steps, disable=not progress, desc=f"restore[{method}]",
+    with _denormals_flushed(), _noise_fixed(G, seed), tqdm(total=opts.steps, disable=not progress, desc=f"restore[{method}]",
                                      leave=False) as bar:
         tracker = Tracker(problem.batch, callbacks, bar, budget=opts.steps, name=f"restore[{method}]")
         context = solver.setup(problem, opts)

@@ -226,6 +226,30 @@ def test_masked_adam_matches_torch_and_skips_rows():
     assert torch.equal(a[1], before[1]) and not torch.equal(a[0], before[0])
 
 
+@pytest.mark.parametrize("active", [[1, 1, 1, 1, 1, 1], [1, 1, 0, 1, 1, 1], [0, 1, 0, 0, 1, 0]],
+                         ids=["all", "few-inactive", "most-inactive"])
+def test_masked_adam_rows_are_independent_on_every_path(active):
+    """Whatever path a step takes (all rows, all but a few then theirs put back, the active rows
+    alone), each active row gets the same bits as a solo run, and an inactive row's parameters
+    and moments stay as they were even when its gradient is NaN."""
+    torch.manual_seed(0)
+    p0, grads = torch.randn(6, 7, 5), torch.randn(4, 6, 7, 5)
+    active = torch.tensor(active, dtype=torch.bool)
+    batched = p0.clone()
+    opt = MaskedAdam({"x": [batched]})
+    for k, g in enumerate(grads):
+        batched.grad = torch.where(active[:, None, None] | (k < 2), g, torch.full_like(g, float("nan")))
+        opt.step({"x": 0.05}, active | (k < 2))  # two steps for every row, then only the active ones
+    for r in range(6):
+        solo = p0[r:r + 1].clone()
+        one = MaskedAdam({"x": [solo]})
+        for k, g in enumerate(grads[: 4 if active[r] else 2]):
+            solo.grad = g[r:r + 1]
+            one.step({"x": 0.05}, torch.ones(1, dtype=torch.bool))
+        assert torch.equal(batched[r], solo[0]), r
+        assert torch.equal(opt.v[id(batched)][r], one.v[id(solo)][0]), r
+
+
 @pytest.mark.slow
 def test_real_dcgan_latent_recovers_in_range_targets():
     """dcgan-digiface64 (registry; skipped when it cannot be had): CS m=1000 of four in-range
